@@ -1,0 +1,25 @@
+# Two entry points for a fresh Debian machine: `make demo` and `make test`.
+VENV    := .venv
+PYTHON  := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+DURATION ?=
+
+.PHONY: demo test bench setup clean
+
+demo: setup
+	$(VENV)/bin/choreo demo $(if $(DURATION),--duration $(DURATION))
+
+test: setup
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PYTHON) bench/mqtt_clients.py
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh $(VENV)
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .choreo

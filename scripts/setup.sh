@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what `make demo`, `make test` and `make bench` need on a Debian machine:
+# the broker and database servers from Debian, and the project in a virtualenv.
+set -euo pipefail
+venv=${1:-.venv}
+
+missing=()
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
+command -v influxd >/dev/null || missing+=(influxdb)
+command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+"$venv/bin/python" -m pip install --quiet -e ".[test,bench]"
+echo "setup: ready ($("$venv/bin/python" --version), $(/usr/sbin/mosquitto -h 2>/dev/null | head -1), influxd $(influxd version 2>/dev/null | awk '{print $2}'))"
