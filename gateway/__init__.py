@@ -1,0 +1,1 @@
+"""The choreography gateway: contract, transport seam, ingest, reactors runtime and sink."""

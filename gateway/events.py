@@ -1,0 +1,217 @@
+"""The contract: the CloudEvents 1.0 envelope and the data model of every event type.
+
+Events travel in structured JSON mode (`application/cloudevents+json`). The data models
+here are the single source for validation, storage and documentation.
+"""
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .errors import InvalidInput
+from .topics import EVENT_TYPE_PATTERN, ID_PATTERN
+
+CONTENT_TYPE = "application/cloudevents+json"
+# SenML units (RFC 8428 and the IANA registry) the gateway accepts.
+SENML_UNITS = frozenset({"Cel", "%RH", "ppm", "W", "Wh", "%EL", "%", "lx", "Pa", "V", "A", "/", "s"})
+
+Identifier = Annotated[str, Field(pattern=ID_PATTERN.pattern, max_length=64)]
+MetricName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+Source = Annotated[str, Field(pattern=r"^(device|reactor|gateway|service)/[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+EventId = Annotated[str, Field(pattern=r"^[0-9A-Za-z_-]{10,64}$")]
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_event_id() -> str:
+    """A ULID: 48-bit millisecond timestamp and 80 random bits, Crockford base32, sortable by time."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("time must carry a UTC offset (RFC 3339)")
+    return value.astimezone(timezone.utc)
+
+
+UtcTime = Annotated[datetime, AfterValidator(_utc)]
+
+
+class EventData(BaseModel):
+    """Base of every event's `data`. Subclasses set `event_type`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    event_type: ClassVar[str]
+
+
+class Measurement(BaseModel):
+    """One SenML-style measurement: name, unit and a finite value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    name: MetricName
+    unit: str
+    value: float
+
+    @field_validator("unit")
+    @classmethod
+    def _senml_unit(cls, unit: str) -> str:
+        if unit not in SENML_UNITS:
+            raise ValueError(f"unknown SenML unit {unit!r}")
+        return unit
+
+
+class ReadingV1(EventData):
+    event_type: ClassVar[str] = "reading.v1"
+    measurements: list[Measurement] = Field(min_length=1, max_length=32)
+
+    def value_of(self, name: str) -> Measurement | None:
+        return next((m for m in self.measurements if m.name == name), None)
+
+
+class AlertRaisedV1(EventData):
+    event_type: ClassVar[str] = "alert.raised.v1"
+    alert: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
+    metric: MetricName
+    value: float
+    limit: float
+    unit: str
+    above_seconds: float = Field(ge=0)
+
+
+class AlertClearedV1(EventData):
+    event_type: ClassVar[str] = "alert.cleared.v1"
+    alert: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
+    metric: MetricName
+    value: float
+    limit: float
+    unit: str
+
+
+class DeviceOnlineV1(EventData):
+    event_type: ClassVar[str] = "device.online.v1"
+
+
+class DeviceOfflineV1(EventData):
+    event_type: ClassVar[str] = "device.offline.v1"
+    reason: Literal["last-will", "announced", "timeout"] = "announced"
+
+
+class EventRejectedV1(EventData):
+    event_type: ClassVar[str] = "event.rejected.v1"
+    EXCERPT_LIMIT: ClassVar[int] = 512
+    reason: str = Field(max_length=1024)
+    rejected_by: Source
+    topic: str = Field(max_length=512)
+    excerpt: str = Field(max_length=EXCERPT_LIMIT)
+
+    @classmethod
+    def excerpt_of(cls, payload: bytes) -> str:
+        """A printable, bounded copy of a rejected payload."""
+        return payload[: cls.EXCERPT_LIMIT].decode("utf-8", errors="replace")[: cls.EXCERPT_LIMIT]
+
+
+EVENT_TYPES: dict[str, type[EventData]] = {
+    model.event_type: model
+    for model in (ReadingV1, AlertRaisedV1, AlertClearedV1, DeviceOnlineV1, DeviceOfflineV1, EventRejectedV1)
+}
+
+
+class Event(BaseModel):
+    """A CloudEvents 1.0 envelope whose `data` is the typed model of its `type`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    specversion: Literal["1.0"] = "1.0"
+    id: EventId
+    source: Source
+    type: Annotated[str, Field(pattern=EVENT_TYPE_PATTERN.pattern)]
+    subject: Identifier
+    time: UtcTime
+    datacontenttype: Literal["application/json"] = "application/json"
+    sequence: int | None = Field(default=None, ge=0)
+    correlationid: EventId
+    causationid: EventId | None = None
+    data: SerializeAsAny[EventData]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_data(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        model = EVENT_TYPES.get(values.get("type"))
+        if model is None:
+            raise ValueError(f"unknown event type {values.get('type')!r}")
+        data = values.get("data")
+        if not isinstance(data, model):
+            try:
+                data = model.model_validate(data if data is not None else {})
+            except ValidationError as exc:
+                raise ValueError(f"data.{describe_validation_error(exc)}") from None
+            values = {**values, "data": data}
+        return values
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+def new_event(
+    data: EventData,
+    *,
+    source: str,
+    subject: str,
+    time: datetime | None = None,
+    sequence: int | None = None,
+    cause: Event | None = None,
+) -> Event:
+    """Build an event; a caused event inherits the correlation id and names its cause."""
+    event_id = new_event_id()
+    return Event(
+        id=event_id,
+        source=source,
+        type=data.event_type,
+        subject=subject,
+        time=time or utc_now(),
+        sequence=sequence,
+        correlationid=cause.correlationid if cause else event_id,
+        causationid=cause.id if cause else None,
+        data=data,
+    )
+
+
+def decode_event(payload: bytes, *, topic: str | None = None) -> Event:
+    """Parse and validate a structured-mode CloudEvent; InvalidInput names the first problem."""
+    try:
+        return Event.model_validate_json(payload)
+    except ValidationError as exc:
+        raise InvalidInput(describe_validation_error(exc), topic=topic) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming the first failing field and why, e.g. `data.measurements.0.value: ...`."""
+    first = exc.errors(include_url=False)[0]
+    location = ".".join(str(part) for part in first["loc"] if not str(part).startswith("function-"))
+    message = first["msg"].removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{location}: {message}{more}" if location else f"{message}{more}"

@@ -1,0 +1,141 @@
+"""Typed settings from `choreo.toml` and `CHOREO_*` environment variables, validated at start.
+
+Precedence: defaults < choreo.toml (or the file named by CHOREO_CONFIG) < environment.
+An environment variable is `CHOREO_<SECTION>_<KEY>`, e.g. `CHOREO_MQTT_PORT=1884`.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from .errors import ConfigError
+from .topics import ID_PATTERN
+
+ENV_PREFIX = "CHOREO_"
+DEFAULT_CONFIG_FILE = "choreo.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    client_id: str | None = Field(default=None, pattern=ID_PATTERN.pattern)
+    keepalive: int = Field(default=30, ge=5, le=3600)
+    session_expiry: int = Field(default=3600, ge=0, description="seconds the broker keeps a session")
+    queue_size: int = Field(default=10_000, ge=1, description="bound of the inbound queue")
+    receive_maximum: int = Field(default=1000, ge=1, le=65535, description="unacknowledged QoS 1 deliveries in flight")
+
+
+class InfluxSettings(_Section):
+    url: str = Field(default="http://127.0.0.1:8086", pattern=r"^https?://[^\s/]+(/.*)?$")
+    database: str = Field(default="choreo", pattern=ID_PATTERN.pattern)
+    retention_policy: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    flush_interval: float = Field(default=1.0, gt=0, le=60)
+    timeout: float = Field(default=10.0, gt=0)
+
+
+class ThresholdSettings(_Section):
+    metric: str = Field(default="temperature", pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    high: float = 28.0
+    hysteresis: float = Field(default=1.0, ge=0)
+    min_duration: float = Field(default=3.0, ge=0, description="seconds above the limit before raising")
+
+
+class DeviceSettings(_Section):
+    count: int = Field(default=3, ge=1, le=100_000)
+    prefix: str = Field(default="temp", pattern=ID_PATTERN.pattern)
+    interval: float = Field(default=1.0, gt=0)
+    jitter: float = Field(default=0.1, ge=0, le=1, description="fraction of the interval")
+    seed: int = 1
+    secret: SecretStr | None = Field(default=None, description="derives each device's broker password")
+    base_temperature: float = 22.0
+    swing: float = Field(default=4.0, ge=0, description="amplitude of the temperature cycle, Cel")
+    period: float = Field(default=60.0, gt=0, description="seconds per simulated temperature cycle")
+
+
+class Settings(_Section):
+    mqtt: MqttSettings = MqttSettings()
+    influx: InfluxSettings = InfluxSettings()
+    threshold: ThresholdSettings = ThresholdSettings()
+    devices: DeviceSettings = DeviceSettings()
+
+    @model_validator(mode="after")
+    def _password_needs_username(self) -> "Settings":
+        if self.mqtt.password is not None and not self.mqtt.username:
+            raise ValueError("mqtt.password is set but mqtt.username is not")
+        return self
+
+
+SECTIONS = tuple(Settings.model_fields)
+
+
+def load_settings(env: Mapping[str, str] | None = None, path: str | os.PathLike | None = None) -> Settings:
+    """Read, merge and validate settings; ConfigError names the bad setting and where it came from."""
+    env = os.environ if env is None else env
+    file_values, origin = _read_file(path or env.get(ENV_PREFIX + "CONFIG"))
+    merged: dict[str, dict[str, Any]] = {section: dict(file_values.get(section, {})) for section in SECTIONS}
+    unknown_sections = set(file_values) - set(SECTIONS)
+    if unknown_sections:
+        raise ConfigError(f"{origin}: unknown section [{sorted(unknown_sections)[0]}]; known: {', '.join(SECTIONS)}")
+    sources = {(s, k): f"{origin} [{s}] {k}" for s in SECTIONS for k in merged[s]}
+    for name, value in env.items():
+        key = _env_key(name)
+        if key:
+            merged[key[0]][key[1]] = value
+            sources[key] = name
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, sources)) from None
+
+
+def _env_key(name: str) -> tuple[str, str] | None:
+    if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+        return None
+    rest = name[len(ENV_PREFIX):].lower()
+    for section in SECTIONS:
+        if rest.startswith(section + "_"):
+            return section, rest[len(section) + 1:]
+    return None
+
+
+def _read_file(path: str | os.PathLike | None) -> tuple[dict[str, Any], str]:
+    explicit = path is not None
+    file = Path(path if explicit else DEFAULT_CONFIG_FILE)
+    if not file.exists():
+        if explicit:
+            raise ConfigError(f"settings file {str(file)!r} does not exist (from CHOREO_CONFIG)")
+        return {}, str(file)
+    try:
+        return tomllib.loads(file.read_text()), str(file)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+
+
+def _describe(exc: ValidationError, sources: dict[tuple[str, str], str]) -> str:
+    return "invalid settings: " + "; ".join(_describe_one(error, sources) for error in exc.errors(include_url=False))
+
+
+def _describe_one(error: dict[str, Any], sources: dict[tuple[str, str], str]) -> str:
+    loc = tuple(str(part) for part in error["loc"])
+    where = sources.get(loc[:2], ".".join(loc)) if len(loc) >= 2 else ".".join(loc) or "settings"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown setting"
+    message = error["msg"].removeprefix("Value error, ")
+    secret = any(word in loc[-1] for word in ("password", "secret", "token"))
+    if isinstance(error["input"], (str, int, float)) and not secret:
+        message += f" (got {error['input']!r})"
+    return f"{where}: {message}"

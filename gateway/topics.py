@@ -1,0 +1,82 @@
+"""Topic templates, MQTT filter matching and the strict identifier rules.
+
+Device ids, subjects and service names become topic levels, InfluxDB tags and file
+names, so they are validated against one strict pattern before any of that happens.
+"""
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidInput
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+EVENT_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:\.[a-z][a-z0-9]*)*\.v[1-9][0-9]{0,2}")
+
+TELEMETRY_FILTER = "devices/+/telemetry"
+STATUS_FILTER = "devices/+/status"
+EVENTS_FILTER = "events/#"
+
+
+def validate_id(value: str, what: str = "device id") -> str:
+    """Return `value` if it is a safe identifier, else raise InvalidInput naming the rule."""
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+        raise InvalidInput(
+            f"invalid {what} {value!r}: use 1-64 characters of A-Z a-z 0-9 _ -, "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def validate_event_type(value: str) -> str:
+    if not isinstance(value, str) or not EVENT_TYPE_PATTERN.fullmatch(value):
+        raise InvalidInput(f"invalid event type {value!r}: expected dotted lower-case name with a major version, e.g. reading.v1")
+    return value
+
+
+def telemetry_topic(device_id: str) -> str:
+    return f"devices/{validate_id(device_id)}/telemetry"
+
+
+def status_topic(device_id: str) -> str:
+    return f"devices/{validate_id(device_id)}/status"
+
+
+def event_topic(event_type: str, subject: str) -> str:
+    return f"events/{validate_event_type(event_type)}/{validate_id(subject, 'subject')}"
+
+
+def event_filter(event_type: str, subject: str = "+") -> str:
+    validate_event_type(event_type)
+    if subject != "+":
+        validate_id(subject, "subject")
+    return f"events/{event_type}/{subject}"
+
+
+def service_topic(name: str) -> str:
+    return f"choreo/services/{validate_id(name, 'service name')}"
+
+
+def device_id_from_topic(topic: str) -> str:
+    """The validated device id of a `devices/{id}/...` topic."""
+    levels = topic.split("/")
+    if len(levels) != 3 or levels[0] != "devices":
+        raise InvalidInput(f"not a device topic: {topic!r}", topic=topic)
+    return validate_id(levels[1])
+
+
+def matches(topic_filter: str, topic: str) -> bool:
+    """MQTT filter matching with `+` and `#`, including the `$`-topic rule."""
+    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False
+    if topic_filter.startswith("$share/"):
+        topic_filter = topic_filter.split("/", 2)[2]
+    filter_levels = topic_filter.split("/")
+    topic_levels = topic.split("/")
+    for index, level in enumerate(filter_levels):
+        if level == "#":
+            return True
+        if index >= len(topic_levels):
+            return False
+        if level != "+" and level != topic_levels[index]:
+            return False
+    return len(filter_levels) == len(topic_levels)
