@@ -115,7 +115,6 @@ class DeviceOnlineV1(EventData):
 
 class DeviceOfflineV1(EventData):
     event_type: ClassVar[str] = "device.offline.v1"
-    reason: Literal["last-will", "announced", "timeout"] = "announced"
 
 
 class EventRejectedV1(EventData):

@@ -1,0 +1,234 @@
+"""Mosquitto and InfluxDB as child processes, for `choreo demo`, the tests and the benchmarks.
+
+Each server gets the project's own configuration, a state folder and free loopback
+ports, and is stopped with the stack. Nothing here is used in production.
+"""
+from __future__ import annotations
+
+import base64
+import getpass
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+
+from .credentials import Credentials
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parent.parent
+MOSQUITTO_DIR = REPO / "mosquitto"
+INFLUXDB_TEMPLATE = REPO / "influxdb" / "influxdb.conf"
+DATABASE = "choreo"
+WRITER = "choreo"
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def find_binary(name: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+    if path is None:
+        raise ConfigError(f"{name} is not installed; run `make setup` (Debian: apt-get install {name})")
+    return path
+
+
+def wait_until(condition, timeout: float, what: str, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what}: the process exited with code {process.returncode}")
+        if condition():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{what}: not ready after {timeout:.0f}s")
+
+
+class Broker:
+    """A Mosquitto child process with the shipped conf.d/ and ACL."""
+
+    def __init__(self, state_dir: Path, credentials: Credentials, device_ids: Iterable[str]) -> None:
+        self.state_dir = state_dir
+        self.credentials = credentials
+        self.device_ids = list(device_ids)
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        self.log_path = state_dir / "mosquitto.log"
+
+    def write_config(self) -> Path:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        passwd = self.state_dir / "passwd"
+        passwd.write_text("\n".join(self.credentials.password_file_lines(self.device_ids)) + "\n")
+        passwd.chmod(0o600)
+        subprocess.run([find_binary("mosquitto_passwd"), "-U", str(passwd)], check=True)
+        config = self.state_dir / "mosquitto.conf"
+        config.write_text(
+            f"user {getpass.getuser()}\n"
+            f"listener {self.port} 127.0.0.1\n"
+            f"persistence_location {self.state_dir}/\n"
+            f"password_file {passwd}\n"
+            f"acl_file {MOSQUITTO_DIR / 'acl'}\n"
+            f"include_dir {MOSQUITTO_DIR / 'conf.d'}\n"
+        )
+        return config
+
+    def start(self) -> None:
+        config = self.write_config()
+        with open(self.log_path, "ab") as log_file:
+            self.process = subprocess.Popen(
+                [find_binary("mosquitto"), "-c", str(config)], stdout=log_file, stderr=subprocess.STDOUT
+            )
+        wait_until(self._accepts_connections, START_TIMEOUT, f"mosquitto on port {self.port}", self.process)
+
+    def _accepts_connections(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        _stop(self.process, sig)
+        self.process = None
+
+
+class InfluxDB:
+    """An influxd 1.x child process with authentication on, a database and a writer account."""
+
+    def __init__(self, state_dir: Path, credentials: Credentials) -> None:
+        self.state_dir = state_dir
+        self.credentials = credentials
+        self.port = free_port()
+        self.rpc_port = free_port()
+        self.process: subprocess.Popen | None = None
+        self.log_path = state_dir / "influxd.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        config = self.state_dir / "influxdb.conf"
+        config.write_text(
+            INFLUXDB_TEMPLATE.read_text().format(state_dir=self.state_dir, http_port=self.port, rpc_port=self.rpc_port)
+        )
+        with open(self.log_path, "ab") as log_file:
+            self.process = subprocess.Popen(
+                [find_binary("influxd"), "-config", str(config)], stdout=log_file, stderr=subprocess.STDOUT
+            )
+        wait_until(self._pings, START_TIMEOUT, f"influxd on port {self.port}", self.process)
+        self._bootstrap()
+
+    def _pings(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/ping", timeout=0.5) as response:
+                return response.status == 204
+        except OSError:
+            return False
+
+    def _bootstrap(self) -> None:
+        admin = self.credentials.influx_admin_password
+        writer = self.credentials.influx_writer_password
+        users = self.query("SHOW USERS", auth=("admin", admin), allow_error=True)
+        if "error" in users:  # no users yet: the first admin may be created without credentials
+            self.query(f"CREATE USER admin WITH PASSWORD '{admin}' WITH ALL PRIVILEGES", auth=None)
+        self.query(f"CREATE DATABASE {DATABASE}", auth=("admin", admin))
+        if WRITER not in json.dumps(users):
+            self.query(f"CREATE USER {WRITER} WITH PASSWORD '{writer}'", auth=("admin", admin))
+        self.query(f"GRANT ALL ON {DATABASE} TO {WRITER}", auth=("admin", admin))
+
+    def query(self, statement: str, auth: tuple[str, str] | None, allow_error: bool = False) -> dict:
+        """A plain /query POST (used for bootstrap and as an independent check in tests)."""
+        request = urllib.request.Request(f"{self.url}/query", data=urllib.parse.urlencode({"q": statement}).encode())
+        if auth:
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            body = json.loads(exc.read() or b"{}")
+            if allow_error:
+                return body
+            raise RuntimeError(f"influxd refused {statement.split()[0]}: {body.get('error', exc)}") from None
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        _stop(self.process, sig)
+        self.process = None
+
+
+def _stop(process: subprocess.Popen | None, sig: int) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class LocalStack:
+    """A broker and a database for one local run, with the environment each service needs."""
+
+    def __init__(self, state_dir: Path, device_ids: Iterable[str] = ()) -> None:
+        self.state_dir = Path(state_dir).resolve()
+        self.credentials = Credentials.load_or_create(self.state_dir / "credentials.json")
+        self.broker = Broker(self.state_dir / "mosquitto", self.credentials, device_ids)
+        self.influxdb = InfluxDB(self.state_dir / "influxdb", self.credentials)
+
+    def __enter__(self) -> "LocalStack":
+        try:
+            self.broker.start()
+            self.influxdb.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.broker.stop()
+        self.influxdb.stop()
+
+    def env(self, account: str) -> dict[str, str]:
+        """CHOREO_* variables for a process that connects as `account` (a service or 'devices')."""
+        env = {
+            "CHOREO_MQTT_HOST": "127.0.0.1",
+            "CHOREO_MQTT_PORT": str(self.broker.port),
+            "CHOREO_INFLUX_URL": self.influxdb.url,
+            "CHOREO_INFLUX_DATABASE": DATABASE,
+            "CHOREO_INFLUX_USERNAME": WRITER,
+            "CHOREO_INFLUX_PASSWORD": self.credentials.influx_writer_password,
+        }
+        if account == "devices":
+            env["CHOREO_DEVICES_SECRET"] = self.credentials.fleet_secret
+        else:
+            env["CHOREO_MQTT_USERNAME"] = account
+            env["CHOREO_MQTT_PASSWORD"] = self.credentials.mqtt[account]
+        return env
+
+    def write_env_file(self, account: str = "monitor") -> Path:
+        """A shell file with the settings of `account`, for `choreo history` in another terminal."""
+        path = self.state_dir / "env"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.writelines(f"export {name}='{value}'\n" for name, value in self.env(account).items())
+        return path

@@ -1,0 +1,122 @@
+"""The transport's own frozen types: what every MQTT implementation behind the seam speaks."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol, Self
+
+from ..settings import MqttSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+
+
+class Delivery:
+    """An inbound message and the handle that acknowledges it to the broker.
+
+    A QoS 1 delivery is acknowledged (PUBACK) only when `ack()` is called, or when
+    every future passed to `ack_when()` has succeeded, so a crash before that
+    point makes the broker deliver it again.
+    """
+
+    __slots__ = ("message", "_ack")
+
+    def __init__(self, message: Message, ack: asyncio.Future[None] | None = None) -> None:
+        self.message = message
+        self._ack = ack
+
+    def ack(self) -> None:
+        if self._ack is not None and not self._ack.done():
+            self._ack.set_result(None)
+
+    def ack_when(self, futures: Iterable[asyncio.Future[None]]) -> None:
+        """Acknowledge once all `futures` (usually publish confirmations) succeed."""
+        pending = [f for f in futures if not (f.done() and not f.cancelled() and f.exception() is None)]
+        if not pending:
+            self.ack()
+            return
+        remaining = len(pending)
+
+        def one_done(future: asyncio.Future[None]) -> None:
+            nonlocal remaining
+            if future.cancelled() or future.exception() is not None:
+                return  # left unacknowledged: the broker redelivers after reconnect
+            remaining -= 1
+            if remaining == 0:
+                self.ack()
+
+        for future in pending:
+            future.add_done_callback(one_done)
+
+
+@dataclass(slots=True)
+class TransportStats:
+    received: int = 0
+    dropped: int = 0  # QoS 0 deliveries that found the inbound queue full
+    published: int = 0
+    publish_failures: int = 0
+    reconnects: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """How one client connects: identity, credentials, session and flow-control limits."""
+
+    client_id: str
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    keepalive: int = 30
+    clean_start: bool = False
+    session_expiry: int = 3600
+    queue_size: int = 10_000
+    receive_maximum: int = 1000
+    will: Message | None = None
+
+    @classmethod
+    def from_settings(cls, mqtt: MqttSettings, client_id: str, **overrides: object) -> "ClientConfig":
+        values: dict[str, object] = dict(
+            client_id=mqtt.client_id or client_id,
+            host=mqtt.host,
+            port=mqtt.port,
+            username=mqtt.username,
+            password=mqtt.password.get_secret_value() if mqtt.password else None,
+            keepalive=mqtt.keepalive,
+            session_expiry=mqtt.session_expiry,
+            queue_size=mqtt.queue_size,
+            receive_maximum=mqtt.receive_maximum,
+        )
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+class Transport(Protocol):
+    """What services need from MQTT. Implementations: MqttTransport (gmqtt) and MemoryTransport."""
+
+    stats: TransportStats
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+    async def subscribe(self, *filters: str, qos: int = 1) -> None:
+        """Subscribe; subscriptions are restored after a reconnect that lost the session."""
+
+    def publish(self, message: Message) -> asyncio.Future[None]:
+        """Send; the future resolves when the broker has acknowledged a QoS 1 message."""
+
+    async def receive(self, timeout: float | None = None) -> Delivery | None:
+        """The next inbound message in arrival order, or None once `timeout` seconds pass."""
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait until every publish so far is acknowledged; False if `timeout` passed first."""

@@ -1,0 +1,108 @@
+"""The in-memory twin of the MQTT transport, for fast unit tests of logic.
+
+It keeps MQTT's observable rules that the services rely on: `+`/`#` wildcards,
+retained messages delivered on subscribe, a session queue that holds QoS 1
+messages while the client's bounded queue is full, and counted QoS 0 drops.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Self
+
+from ..topics import matches
+from .base import ClientConfig, Delivery, Message, TransportStats
+
+
+class MemoryBroker:
+    """Routes messages between MemoryTransports in one event loop."""
+
+    def __init__(self) -> None:
+        self.clients: list[MemoryTransport] = []
+        self.retained: dict[str, Message] = {}
+        self.history: list[Message] = []  # every routed message, for assertions
+
+    def route(self, message: Message) -> None:
+        self.history.append(message)
+        if message.retain:
+            if message.payload:
+                self.retained[message.topic] = message
+            else:
+                self.retained.pop(message.topic, None)
+        for client in list(self.clients):
+            qos = client.granted_qos(message.topic)
+            if qos is not None:
+                client.offer(Message(message.topic, message.payload, min(qos, message.qos), retain=False))
+
+    def connect(self, client: "MemoryTransport") -> None:
+        self.clients.append(client)
+
+    def disconnect(self, client: "MemoryTransport", *, clean: bool) -> None:
+        self.clients.remove(client)
+        if not clean and client.config.will is not None:
+            self.route(client.config.will)
+
+
+class MemoryTransport:
+    """A client of a MemoryBroker with the same interface as MqttTransport."""
+
+    def __init__(self, broker: MemoryBroker, config: ClientConfig) -> None:
+        self.broker = broker
+        self.config = config
+        self.stats = TransportStats()
+        self._queue: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=config.queue_size)
+        self._held: deque[Message] = deque()  # the broker-side session queue
+        self._filters: dict[str, int] = {}
+
+    async def __aenter__(self) -> Self:
+        self.broker.connect(self)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.broker.disconnect(self, clean=True)
+
+    def crash(self) -> None:
+        """Vanish without a clean disconnect, so the broker publishes the last will."""
+        self.broker.disconnect(self, clean=False)
+
+    def granted_qos(self, topic: str) -> int | None:
+        granted = [qos for topic_filter, qos in self._filters.items() if matches(topic_filter, topic)]
+        return max(granted) if granted else None
+
+    def offer(self, message: Message) -> None:
+        self.stats.received += 1
+        if message.qos == 0:
+            if self._queue.full():
+                self.stats.dropped += 1
+            else:
+                self._queue.put_nowait(Delivery(message))
+        elif self._queue.full() or self._held:
+            self._held.append(message)
+        else:
+            self._queue.put_nowait(Delivery(message))
+
+    async def subscribe(self, *filters: str, qos: int = 1) -> None:
+        for topic_filter in filters:
+            self._filters[topic_filter] = qos
+            for message in list(self.broker.retained.values()):
+                if matches(topic_filter, message.topic):
+                    self.offer(Message(message.topic, message.payload, min(qos, message.qos), retain=True))
+
+    def publish(self, message: Message) -> asyncio.Future[None]:
+        self.broker.route(message)
+        self.stats.published += 1
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    async def receive(self, timeout: float | None = None) -> Delivery | None:
+        try:
+            delivery = await asyncio.wait_for(self._queue.get(), timeout)
+        except TimeoutError:
+            return None
+        while self._held and not self._queue.full():
+            self._queue.put_nowait(Delivery(self._held.popleft()))
+        return delivery
+
+    async def flush(self, timeout: float) -> bool:
+        return True

@@ -1,0 +1,195 @@
+"""MQTT 5 transport on gmqtt, chosen by bench/mqtt_clients.py (see the README's figures)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Self
+
+import gmqtt
+from gmqtt.mqtt.handler import MQTTConnectError
+from gmqtt.storage import PersistentStorage
+
+from ..errors import TransportError
+from .base import ClientConfig, Delivery, Message, TransportStats
+
+log = logging.getLogger(__name__)
+
+INITIAL_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
+# CONNACK reason codes that no retry can fix (MQTT 3.1.1 and 5).
+PERMANENT_REFUSALS = {1, 2, 4, 5, 132, 133, 134, 135, 138, 140}
+SUCCESS = 0
+
+
+class _InflightStore(PersistentStorage):
+    """gmqtt's store of unacknowledged publishes, extended with one future per message.
+
+    gmqtt keeps the raw packet until PUBACK and replays it after a reconnect whose
+    session survived. If the session did not survive it discards the packets; we keep
+    the messages so the transport can publish them again instead of losing them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: dict[int, tuple[Message, asyncio.Future[None]]] = {}
+        self.last_mid: int | None = None
+        self.orphans: list[tuple[Message, asyncio.Future[None]]] = []
+
+    def push_message(self, mid: int, raw_package: bytes) -> None:
+        super().push_message(mid, raw_package)
+        self.last_mid = mid
+
+    def remove_message_by_mid(self, mid: int) -> None:
+        super().remove_message_by_mid(mid)
+        entry = self.pending.pop(mid, None)
+        if entry and not entry[1].done():
+            entry[1].set_result(None)
+
+    def clear(self) -> None:
+        self.orphans.extend(self.pending.values())
+        self.pending.clear()
+        super().clear()
+
+
+class MqttTransport:
+    """One MQTT 5 client: QoS 1, persistent session, reconnect with backoff, bounded inbound queue."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self.stats = TransportStats()
+        self._queue: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=config.queue_size)
+        self._filters: dict[str, int] = {}
+        self._store = _InflightStore()
+        self._connected = asyncio.Event()
+        self._closing = False
+        self._ever_connected = False
+        self._client = self._make_client()
+
+    def _make_client(self) -> gmqtt.Client:
+        config = self.config
+        will = None
+        if config.will is not None:
+            will = gmqtt.Message(config.will.topic, config.will.payload, qos=config.will.qos, retain=config.will.retain)
+        client = gmqtt.Client(
+            config.client_id,
+            clean_session=config.clean_start,
+            optimistic_acknowledgement=False,
+            will_message=will,
+            persistent_storage=self._store,
+            logger=logging.getLogger("gmqtt"),
+            session_expiry_interval=config.session_expiry,
+            receive_maximum=config.receive_maximum,
+        )
+        if config.username:
+            client.set_auth_credentials(config.username, config.password)
+        client.set_config({"reconnect_retries": -1, "reconnect_delay": INITIAL_BACKOFF})
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    async def __aenter__(self) -> Self:
+        await self._connect_with_backoff()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._closing = True
+        try:
+            if self._connected.is_set():
+                await self.flush(timeout=5.0)
+        finally:
+            await self._client.disconnect()
+
+    async def _connect_with_backoff(self) -> None:
+        delay = INITIAL_BACKOFF
+        config = self.config
+        while True:
+            try:
+                await self._client.connect(config.host, config.port, keepalive=config.keepalive)
+                return
+            except MQTTConnectError as exc:
+                if exc._code in PERMANENT_REFUSALS:
+                    raise TransportError(
+                        f"broker {config.host}:{config.port} refused client {config.client_id!r}: {exc}",
+                        retryable=False,
+                    ) from None
+                reason = str(exc)
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+            log.warning("broker %s:%s not reachable (%s); retrying in %.1fs", config.host, config.port, reason, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF)
+
+    def _on_connect(self, client: gmqtt.Client, session_present: int, result: int, properties: Any) -> None:
+        client.reconnect_delay = INITIAL_BACKOFF
+        if self._ever_connected:
+            log.info("reconnected to broker (session %s)", "kept" if session_present else "new")
+        self._ever_connected = True
+        self._connected.set()
+        if not session_present and self._filters:
+            for topic_filter, qos in self._filters.items():
+                client.subscribe(topic_filter, qos=qos)
+        orphans, self._store.orphans = self._store.orphans, []
+        for message, future in orphans:
+            self._send(message, future)
+
+    def _on_disconnect(self, client: gmqtt.Client, packet: Any, exc: Any = None) -> None:
+        self._connected.clear()
+        if self._closing:
+            return
+        self.stats.reconnects += 1
+        client.reconnect_delay = min(max(client.reconnect_delay, INITIAL_BACKOFF) * 2, MAX_BACKOFF)
+        log.warning("lost the broker connection; reconnecting in %.1fs", client.reconnect_delay)
+
+    async def _on_message(self, client: gmqtt.Client, topic: str | bytes, payload: bytes, qos: int, properties: dict) -> int:
+        if isinstance(topic, bytes):
+            topic = topic.decode("utf-8", errors="replace")
+        message = Message(topic, payload, qos, bool(properties.get("retain")))
+        self.stats.received += 1
+        if qos == 0:
+            try:
+                self._queue.put_nowait(Delivery(message))
+            except asyncio.QueueFull:
+                self.stats.dropped += 1
+            return SUCCESS
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put(Delivery(message, ack))  # waits while full: the broker holds the rest
+        await ack
+        return SUCCESS
+
+    async def subscribe(self, *filters: str, qos: int = 1) -> None:
+        for topic_filter in filters:
+            self._filters[topic_filter] = qos
+            self._client.subscribe(topic_filter, qos=qos)
+
+    def publish(self, message: Message) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._send(message, future)
+        return future
+
+    def _send(self, message: Message, future: asyncio.Future[None]) -> None:
+        try:
+            self._client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
+        except Exception as exc:  # gmqtt raises on oversized payloads and closed sockets alike
+            self.stats.publish_failures += 1
+            future.set_exception(TransportError(f"publish to {message.topic} failed: {exc}", topic=message.topic))
+            return
+        self.stats.published += 1
+        if message.qos == 0:
+            future.set_result(None)
+        else:
+            self._store.pending[self._store.last_mid] = (message, future)
+
+    async def receive(self, timeout: float | None = None) -> Delivery | None:
+        try:
+            return await asyncio.wait_for(self._queue.get(), timeout)
+        except TimeoutError:
+            return None
+
+    async def flush(self, timeout: float) -> bool:
+        futures = [future for _, future in self._store.pending.values()]
+        futures += [future for _, future in self._store.orphans]
+        if not futures:
+            return True
+        done, _ = await asyncio.wait(futures, timeout=timeout)
+        return len(done) == len(futures)
