@@ -39,3 +39,6 @@ class TransportError(ChoreoError):
 
 class StoreError(ChoreoError):
     """InfluxDB refused or could not take a write or a query."""
+
+    status: int | None = None  # the HTTP status, when InfluxDB answered
+    retry_after: float | None = None  # seconds, from a Retry-After header

@@ -84,9 +84,9 @@ class ClientConfig:
     will: Message | None = None
 
     @classmethod
-    def from_settings(cls, mqtt: MqttSettings, client_id: str, **overrides: object) -> "ClientConfig":
+    def from_settings(cls, mqtt: MqttSettings, default_client_id: str, **overrides: object) -> "ClientConfig":
         values: dict[str, object] = dict(
-            client_id=mqtt.client_id or client_id,
+            client_id=mqtt.client_id or default_client_id,
             host=mqtt.host,
             port=mqtt.port,
             username=mqtt.username,

@@ -1,0 +1,1 @@
+"""Simulated devices: one module per device kind, plus the fleet runner."""

@@ -1,0 +1,161 @@
+"""The `choreo` command: run a service, query the history, or run the whole demo."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable
+from typing import Protocol
+
+from .errors import ChoreoError, ConfigError
+from .service import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, configure_logging, serve
+from .settings import Settings, load_settings
+from .manifest import ServiceSpec
+from .transport import ClientConfig, MqttTransport, Transport
+
+log = logging.getLogger("choreo")
+
+
+class Consumer(Protocol):
+    counts: Counter[str]
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="choreo", description=__doc__)
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    devices = commands.add_parser("devices", help="run the simulated device fleet")
+    devices.add_argument("--count", type=int, help="number of temperature sensors (devices.count)")
+    devices.add_argument("--interval", type=float, help="seconds between readings (devices.interval)")
+
+    commands.add_parser("ingest", help="turn device payloads into canonical facts")
+
+    reactor = commands.add_parser("reactor", help="run one reactor")
+    reactor.add_argument("name", help="the reactor to run, e.g. threshold")
+
+    commands.add_parser("sink", help="store every event in InfluxDB")
+
+    history = commands.add_parser("history", help="print stored events from InfluxDB")
+    history.add_argument("--subject", help="only events about this device")
+    history.add_argument("--type", help="only events of this type, e.g. alert.raised.v1")
+    history.add_argument("--since", default="15m", help="how far back: 30s, 15m, 2h, 7d (default 15m)")
+    history.add_argument("--limit", type=int, default=1000, help="at most this many events (default 1000)")
+    history.add_argument("--format", choices=["table", "json"], default="table")
+
+    demo = commands.add_parser("demo", help="start a broker and InfluxDB and run the whole choreography")
+    demo.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    demo.add_argument("--state-dir", default=".choreo/demo", help="where the demo keeps its servers' state")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        settings = _settings_with_flags(args)
+    except ConfigError as exc:
+        print(f"choreo {args.command}: {exc.message}", file=sys.stderr)
+        return EXIT_CONFIG
+    return COMMANDS[args.command](args, settings)
+
+
+def _settings_with_flags(args: argparse.Namespace) -> Settings:
+    """Settings from the environment and choreo.toml, with command-line flags taking precedence."""
+    env = dict(os.environ)
+    if args.command == "devices":
+        for key in ("count", "interval"):
+            if (value := getattr(args, key)) is not None:
+                env[f"CHOREO_DEVICES_{key.upper()}"] = str(value)
+    return load_settings(env)
+
+
+def cmd_devices(args: argparse.Namespace, settings: Settings) -> int:
+    from devices.fleet import run_fleet
+
+    return serve("devices", lambda stop: run_fleet(settings, stop))
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from .ingest.service import IngestService
+
+    return _serve_consumer(settings, IngestService.spec, IngestService)
+
+
+def cmd_reactor(args: argparse.Namespace, settings: Settings) -> int:
+    from reactors import REACTORS
+
+    from .reactor import ReactorRunner, spec_of
+
+    if args.name not in REACTORS:
+        print(f"choreo reactor: unknown reactor {args.name!r}; known: {', '.join(sorted(REACTORS))}", file=sys.stderr)
+        return EXIT_CONFIG
+    reactor = REACTORS[args.name](settings)
+    return _serve_consumer(settings, spec_of(reactor), lambda transport: ReactorRunner(reactor, transport))
+
+
+def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
+    from .sink.influx_v1 import InfluxV1
+    from .sink.service import Sink
+
+    return _serve_consumer(settings, Sink.spec, lambda transport: Sink(transport, InfluxV1(settings.influx), settings.influx))
+
+
+def _serve_consumer(settings: Settings, spec: ServiceSpec, build: Callable[[Transport], Consumer]) -> int:
+    """Connect as `spec.name`, subscribe, announce the manifest, consume until stopped."""
+
+    async def main(stop: asyncio.Event) -> None:
+        config = ClientConfig.from_settings(settings.mqtt, spec.name, will=spec.manifest(online=False))
+        async with MqttTransport(config) as transport:
+            service = build(transport)
+            await transport.subscribe(*spec.reads)
+            transport.publish(spec.manifest(online=True))
+            log.info("%s consuming %s", spec.name, ", ".join(spec.reads))
+            await service.run(stop)
+            transport.publish(spec.manifest(online=False))
+        log.info("%s stopped: %s %s", spec.name, dict(service.counts), transport.stats.as_dict())
+
+    return serve(spec.name, main)
+
+
+def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
+    from .history import HistoryQuery, format_table, rows_to_events
+    from .sink.influx_v1 import InfluxV1
+
+    try:
+        statement = HistoryQuery(args.subject, args.type, args.since, args.limit).influxql()
+        events = rows_to_events(InfluxV1(settings.influx).query(statement))
+    except ChoreoError as exc:
+        print(f"choreo history: {exc.message}", file=sys.stderr)
+        return EXIT_CONFIG if not exc.retryable else EXIT_FAILED
+    if args.format == "json":
+        json.dump(events, sys.stdout, indent=2)
+        print()
+    else:
+        print(format_table(events))
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.state_dir, args.duration)
+
+
+COMMANDS = {
+    "devices": cmd_devices,
+    "ingest": cmd_ingest,
+    "reactor": cmd_reactor,
+    "sink": cmd_sink,
+    "history": cmd_history,
+    "demo": cmd_demo,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""`choreo demo`: a broker, InfluxDB and every service as child processes, with a live view of the facts.
+
+Servers start first, then the consumers (sink, reactor, ingest), then the devices,
+each once the previous ones announced themselves; on stop the devices go first and
+the sink last, so in-flight events drain into InfluxDB.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from .events import decode_event
+from .errors import ChoreoError, InvalidInput
+from .history import summarize
+from .localstack import LocalStack
+from .service import EXIT_FAILED, EXIT_OK
+from .settings import load_settings
+from .sink.influx_v1 import InfluxV1
+from .sink.schema import EVENTS
+from .transport import ClientConfig, MqttTransport
+
+# Local defaults that make the choreography visible within seconds: three sensors on a
+# 30 s cycle between 20 and 30 Cel, and an alert after 2 s above 28 Cel.
+DEMO_SETTINGS = {
+    "CHOREO_DEVICES_COUNT": "3",
+    "CHOREO_DEVICES_BASE_TEMPERATURE": "25",
+    "CHOREO_DEVICES_SWING": "5",
+    "CHOREO_DEVICES_PERIOD": "30",
+    "CHOREO_THRESHOLD_HIGH": "28",
+    "CHOREO_THRESHOLD_HYSTERESIS": "1",
+    "CHOREO_THRESHOLD_MIN_DURATION": "2",
+}
+CONSUMERS = (("sink", ["sink"]), ("threshold", ["reactor", "threshold"]), ("ingest", ["ingest"]))
+READY_TIMEOUT = 30.0
+COLOURS = {"alert.raised.v1": "\033[1;31m", "alert.cleared.v1": "\033[32m", "event.rejected.v1": "\033[33m"}
+
+
+class Demo:
+    def __init__(self, state_dir: Path, duration: float | None) -> None:
+        self.state_dir = state_dir
+        self.duration = duration
+        self.settings = load_settings({**os.environ, **DEMO_SETTINGS})
+        self.device_ids = [f"{self.settings.devices.prefix}-{n + 1}" for n in range(self.settings.devices.count)]
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.seen: Counter[str] = Counter()
+        self.colour = sys.stdout.isatty()
+
+    def run(self) -> int:
+        for server in ("mosquitto", "influxdb"):  # a fresh history each run; credentials are kept
+            shutil.rmtree(self.state_dir / server, ignore_errors=True)
+        with LocalStack(self.state_dir, self.device_ids) as stack:
+            env_file = stack.write_env_file("monitor")
+            print(f"broker on 127.0.0.1:{stack.broker.port}, InfluxDB on {stack.influxdb.url}")
+            print(f"in another terminal: . {env_file} && choreo history --subject {self.device_ids[0]}")
+            try:
+                asyncio.run(self._watch(stack))
+            finally:
+                self._stop_services()
+            stored = self._stored_counts(stack)
+        return self._summary(stored)
+
+    async def _watch(self, stack: LocalStack) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        config = ClientConfig(client_id="demo-monitor", port=stack.broker.port, username="monitor",
+                              password=stack.credentials.mqtt["monitor"], clean_start=True, session_expiry=0)
+        async with MqttTransport(config) as monitor:
+            await monitor.subscribe("choreo/services/+", "events/#", qos=0)
+            for name, command in CONSUMERS:
+                self._start(name, command, stack.env(name))
+                await self._wait_online(monitor, name)
+            self._start("devices", ["devices"], stack.env("devices"))
+            deadline = time.monotonic() + self.duration if self.duration else None
+            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                delivery = await monitor.receive(timeout=0.2)
+                if delivery is not None and delivery.message.topic.startswith("events/"):
+                    self._show(delivery.message.topic, delivery.message.payload)
+                self._check_children()
+
+    def _start(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        logs = self.state_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / f"{name}.log", "ab") as log_file:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli", *command],
+                env={**os.environ, **DEMO_SETTINGS, **env},
+                stdout=log_file, stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches the demo only; it stops the services in order
+            )
+
+    async def _wait_online(self, monitor: MqttTransport, name: str) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            self._check_children()
+            delivery = await monitor.receive(timeout=0.2)
+            if delivery is None:
+                continue
+            message = delivery.message
+            if message.topic == f"choreo/services/{name}" and json.loads(message.payload).get("status") == "online":
+                print(f"service {name} online")
+                return
+            if message.topic.startswith("events/"):
+                self._show(message.topic, message.payload)
+        raise ChoreoError(f"{name} did not come online within {READY_TIMEOUT:.0f}s; see {self.state_dir}/logs/{name}.log")
+
+    def _check_children(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise ChoreoError(f"{name} exited with code {process.returncode}; see {self.state_dir}/logs/{name}.log")
+
+    def _show(self, topic: str, payload: bytes) -> None:
+        try:
+            event = decode_event(payload, topic=topic)
+        except InvalidInput as exc:
+            print(f"(undecodable event on {topic}: {exc.message})")
+            return
+        self.seen[event.type] += 1
+        line = f"{event.time:%H:%M:%S.%f}"[:-3] + f"  {event.type:<18} {event.subject:<10} "
+        line += summarize(event.type, event.data.model_dump(mode="json"))
+        if self.colour and event.type in COLOURS:
+            line = f"{COLOURS[event.type]}{line}\033[0m"
+        print(line, flush=True)
+
+    def _stop_services(self) -> None:
+        for name in ("devices", "ingest", "threshold", "sink"):  # sources first, the sink last
+            process = self.processes.get(name)
+            if process is None or process.poll() is not None:
+                continue
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def _stored_counts(self, stack: LocalStack) -> dict[str, int]:
+        query = f'SELECT COUNT("id") FROM "{EVENTS}" WHERE time > now() - 1d GROUP BY "type"'
+        try:
+            series = InfluxV1(load_settings(stack.env("monitor")).influx).query(query)
+        except ChoreoError as exc:
+            print(f"could not count stored events: {exc.message}")
+            return {}
+        return {one["tags"]["type"]: one["values"][0][1] for one in series}
+
+    def _summary(self, stored: dict[str, int]) -> int:
+        print("\nseen live:   " + ", ".join(f"{t} {n}" for t, n in sorted(self.seen.items())))
+        print("in InfluxDB: " + ", ".join(f"{t} {n}" for t, n in sorted(stored.items())))
+        if self.seen["reading.v1"] and self.seen["alert.raised.v1"]:
+            return EXIT_OK
+        print("the demo saw no reading or no alert: check the logs in", self.state_dir / "logs")
+        return EXIT_FAILED
+
+
+def run_demo(state_dir: str, duration: float | None) -> int:
+    try:
+        return Demo(Path(state_dir).resolve(), duration).run()
+    except ChoreoError as exc:
+        print(f"choreo demo: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED

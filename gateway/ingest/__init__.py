@@ -1,0 +1,1 @@
+"""Device-native payloads -> validated canonical events (one module per device format)."""

@@ -1,0 +1,119 @@
+"""The ingest service: device topics in, canonical facts out.
+
+Telemetry becomes `reading.v1`, status becomes `device.online.v1` / `device.offline.v1`,
+and anything invalid becomes `event.rejected.v1` naming the reason. A delivery is
+acknowledged only after the broker has acknowledged the facts made from it.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+
+from ..errors import InvalidInput
+from ..manifest import ServiceSpec
+from ..events import (
+    DeviceOfflineV1,
+    DeviceOnlineV1,
+    Event,
+    EventData,
+    EventRejectedV1,
+    ReadingV1,
+    new_event,
+    utc_now,
+)
+from ..topics import STATUS_FILTER, TELEMETRY_FILTER, device_id_from_topic, event_topic
+from ..transport import Message, Transport
+from . import simjson
+
+log = logging.getLogger(__name__)
+
+SOURCE = "gateway/ingest"
+UNKNOWN_SUBJECT = "unknown"
+STATUS_FACTS: dict[bytes, type[EventData]] = {b"online": DeviceOnlineV1, b"offline": DeviceOfflineV1}
+
+
+class Ingest:
+    """Turns one device message into the facts it stands for (no I/O)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._sequence = 0
+
+    def facts(self, message: Message) -> list[Event]:
+        try:
+            device_id = device_id_from_topic(message.topic)
+            kind = message.topic.rsplit("/", 1)[1]
+            if kind == "telemetry":
+                if message.retain:
+                    self.counts["ignored_retained"] += 1
+                    return []
+                return [self._reading(device_id, message.payload)]
+            return self._status(device_id, message.payload)
+        except InvalidInput as exc:
+            self.counts["rejected"] += 1
+            return [self._rejected(message, exc.message)]
+
+    def _reading(self, device_id: str, payload: bytes) -> Event:
+        decoded = simjson.decode(payload, utc_now())
+        self.counts["readings"] += 1
+        return new_event(
+            decoded.data, source=f"device/{device_id}", subject=device_id, time=decoded.time, sequence=decoded.sequence
+        )
+
+    def _status(self, device_id: str, payload: bytes) -> list[Event]:
+        if not payload:
+            return []  # a cleared retained status is not a fact
+        fact = STATUS_FACTS.get(payload.strip().lower())
+        if fact is None:
+            raise InvalidInput(f"status must be 'online' or 'offline', got {payload[:32]!r}", device_id=device_id)
+        self.counts["status"] += 1
+        return [new_event(fact(), source=SOURCE, subject=device_id, sequence=self._next_sequence())]
+
+    def _rejected(self, message: Message, reason: str) -> Event:
+        try:
+            subject = device_id_from_topic(message.topic)
+        except InvalidInput:
+            subject = UNKNOWN_SUBJECT
+        log.info("rejected %s: %s", message.topic[:128], reason)
+        data = EventRejectedV1(
+            reason=reason[:1024],
+            rejected_by=SOURCE,
+            topic=message.topic[:512],
+            excerpt=EventRejectedV1.excerpt_of(message.payload),
+        )
+        return new_event(data, source=SOURCE, subject=subject, sequence=self._next_sequence())
+
+    def _next_sequence(self) -> int:
+        self._sequence += 1
+        return self._sequence
+
+
+SPEC = ServiceSpec(
+    name="ingest",
+    reads=(TELEMETRY_FILTER, STATUS_FILTER),
+    consumes=(),
+    emits=(ReadingV1.event_type, DeviceOnlineV1.event_type, DeviceOfflineV1.event_type, EventRejectedV1.event_type),
+)
+
+
+class IngestService:
+    """Consumes the subscribed device topics; acknowledges each delivery once its facts are acknowledged."""
+
+    spec = SPEC
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.ingest = Ingest()
+        self.counts = self.ingest.counts
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            delivery = await self.transport.receive(timeout=0.5)
+            if delivery is None:
+                continue
+            futures = [
+                self.transport.publish(Message(event_topic(event.type, event.subject), event.to_json()))
+                for event in self.ingest.facts(delivery.message)
+            ]
+            delivery.ack_when(futures)

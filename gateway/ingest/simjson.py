@@ -1,0 +1,102 @@
+"""The flat JSON that the project's simulated devices publish on `devices/{id}/telemetry`.
+
+    {"seq": 42, "ts": "2026-11-22T10:00:00.123Z", "temperature": 21.5, "battery": 97}
+
+`seq` is the device's message counter; `ts` (RFC 3339, optional) is the device clock;
+every other key is a metric from FIELD_UNITS. Anything else is rejected with a reason.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from ..errors import InvalidInput
+from ..events import Measurement, ReadingV1
+
+MAX_PAYLOAD = 16 * 1024
+MAX_CLOCK_AHEAD = timedelta(minutes=5)
+MAX_AGE = timedelta(days=7)
+
+# Native field name -> SenML name and unit (RFC 8428).
+FIELD_UNITS: dict[str, str] = {
+    "temperature": "Cel",
+    "humidity": "%RH",
+    "co2": "ppm",
+    "power": "W",
+    "energy": "Wh",
+    "battery": "%EL",
+    "illuminance": "lx",
+    "pressure": "Pa",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedReading:
+    data: ReadingV1
+    sequence: int
+    time: datetime | None
+
+
+def decode(payload: bytes, now: datetime) -> DecodedReading:
+    """Validate one telemetry payload; InvalidInput's message is the rejection reason."""
+    document = _parse(payload)
+    sequence = document.pop("seq", None)
+    if type(sequence) is not int or sequence < 0:
+        raise InvalidInput(f"field 'seq' must be a non-negative integer, got {sequence!r}"[:200])
+    time = _parse_time(document.pop("ts", None), now)
+    measurements = [_measurement(name, value) for name, value in document.items()]
+    if not measurements:
+        raise InvalidInput(f"no measurements: expected one of {', '.join(FIELD_UNITS)}")
+    return DecodedReading(ReadingV1(measurements=measurements), sequence, time)
+
+
+def _parse(payload: bytes) -> dict:
+    if len(payload) > MAX_PAYLOAD:
+        raise InvalidInput(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    try:
+        document = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    except RecursionError:
+        raise InvalidInput("payload is nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(document, dict):
+        raise InvalidInput(f"payload must be a JSON object, got {type(document).__name__}")
+    return document
+
+
+def _reject_constant(name: str) -> float:
+    raise InvalidInput(f"payload contains {name}, which is not a number")
+
+
+def _parse_time(value: object, now: datetime) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"field 'ts' must be an RFC 3339 string, got {type(value).__name__}")
+    try:
+        time = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"field 'ts' is not an RFC 3339 time: {value[:64]!r}") from None
+    if time.tzinfo is None:
+        raise InvalidInput(f"field 'ts' has no UTC offset: {value[:64]!r}")
+    time = time.astimezone(timezone.utc)
+    if time > now + MAX_CLOCK_AHEAD:
+        raise InvalidInput(f"field 'ts' is {(time - now).total_seconds():.0f}s in the future")
+    if time < now - MAX_AGE:
+        raise InvalidInput(f"field 'ts' is older than {MAX_AGE.days} days")
+    return time
+
+
+def _measurement(name: str, value: object) -> Measurement:
+    unit = FIELD_UNITS.get(name)
+    if unit is None:
+        raise InvalidInput(f"unknown field {name[:64]!r}; known: seq, ts, {', '.join(FIELD_UNITS)}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInput(f"field {name!r} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise InvalidInput(f"field {name!r} is not a finite number")
+    return Measurement(name=name, unit=unit, value=float(value))

@@ -1,0 +1,40 @@
+"""The lifecycle of one service process: logging, signals, clean stop, exit codes."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+from .errors import ChoreoError, ConfigError
+
+log = logging.getLogger("choreo")
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("gmqtt").setLevel(logging.ERROR)  # its reconnect chatter; we log our own
+
+
+def serve(name: str, main: Callable[[asyncio.Event], Awaitable[object]]) -> int:
+    """Run `main(stop)` until it returns; SIGTERM or SIGINT sets `stop` for a clean shutdown."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    try:
+        asyncio.run(runner())
+    except ConfigError as exc:
+        print(f"choreo {name}: {exc.message}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ChoreoError as exc:
+        log.error("%s stopped: %s", name, exc.message)
+        return EXIT_FAILED
+    return EXIT_OK
