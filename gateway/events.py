@@ -28,7 +28,7 @@ CONTENT_TYPE = "application/cloudevents+json"
 # SenML units (RFC 8428 and the IANA registry) the gateway accepts.
 SENML_UNITS = frozenset({"Cel", "%RH", "ppm", "W", "Wh", "%EL", "%", "lx", "Pa", "V", "A", "/", "s"})
 
-Identifier = Annotated[str, Field(pattern=ID_PATTERN.pattern, max_length=64)]
+Identifier = Annotated[str, Field(pattern=rf"^{ID_PATTERN.pattern}$", max_length=64)]
 MetricName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 Source = Annotated[str, Field(pattern=r"^(device|reactor|gateway|service)/[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 EventId = Annotated[str, Field(pattern=r"^[0-9A-Za-z_-]{10,64}$")]
@@ -145,7 +145,7 @@ class Event(BaseModel):
     specversion: Literal["1.0"] = "1.0"
     id: EventId
     source: Source
-    type: Annotated[str, Field(pattern=EVENT_TYPE_PATTERN.pattern)]
+    type: Annotated[str, Field(pattern=rf"^{EVENT_TYPE_PATTERN.pattern}$")]
     subject: Identifier
     time: UtcTime
     datacontenttype: Literal["application/json"] = "application/json"

@@ -29,16 +29,16 @@ class MqttSettings(_Section):
     port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = None
     password: SecretStr | None = None
-    client_id: str | None = Field(default=None, pattern=ID_PATTERN.pattern)
+    client_id: str | None = Field(default=None, pattern=rf"^{ID_PATTERN.pattern}$")
     keepalive: int = Field(default=30, ge=5, le=3600)
     session_expiry: int = Field(default=3600, ge=0, description="seconds the broker keeps a session")
-    queue_size: int = Field(default=10_000, ge=1, description="bound of the inbound queue")
+    queue_size: int = Field(default=10_000, ge=1, description="QoS 0 messages queued before new ones are dropped")
     receive_maximum: int = Field(default=1000, ge=1, le=65535, description="unacknowledged QoS 1 deliveries in flight")
 
 
 class InfluxSettings(_Section):
     url: str = Field(default="http://127.0.0.1:8086", pattern=r"^https?://[^\s/]+(/.*)?$")
-    database: str = Field(default="choreo", pattern=ID_PATTERN.pattern)
+    database: str = Field(default="choreo", pattern=rf"^{ID_PATTERN.pattern}$")
     retention_policy: str | None = None
     username: str | None = None
     password: SecretStr | None = None
@@ -56,7 +56,7 @@ class ThresholdSettings(_Section):
 
 class DeviceSettings(_Section):
     count: int = Field(default=3, ge=1, le=100_000)
-    prefix: str = Field(default="temp", pattern=ID_PATTERN.pattern)
+    prefix: str = Field(default="temp", pattern=rf"^{ID_PATTERN.pattern}$")
     interval: float = Field(default=1.0, gt=0)
     jitter: float = Field(default=0.1, ge=0, le=1, description="fraction of the interval")
     seed: int = 1
@@ -135,7 +135,7 @@ def _describe_one(error: dict[str, Any], sources: dict[tuple[str, str], str]) ->
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown setting"
     message = error["msg"].removeprefix("Value error, ")
-    secret = any(word in loc[-1] for word in ("password", "secret", "token"))
+    secret = any(word in part for part in loc for word in ("password", "secret", "token"))
     if isinstance(error["input"], (str, int, float)) and not secret:
         message += f" (got {error['input']!r})"
     return f"{where}: {message}"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, Self
@@ -67,6 +68,46 @@ class TransportStats:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
+class InboundQueue:
+    """Inbound deliveries in arrival order.
+
+    QoS 0 deliveries beyond `limit` are dropped and counted. QoS 1 deliveries are never
+    dropped: each stays unacknowledged until processed, and the broker sends at most
+    the client's receive maximum of those, which bounds them.
+    """
+
+    def __init__(self, limit: int, stats: TransportStats) -> None:
+        self.limit = limit
+        self.stats = stats
+        self._items: deque[Delivery] = deque()
+        self._not_empty = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def offer(self, delivery: Delivery) -> None:
+        self.stats.received += 1
+        if delivery.message.qos == 0 and len(self._items) >= self.limit:
+            self.stats.dropped += 1
+            return
+        self._items.append(delivery)
+        self._not_empty.set()
+
+    async def get(self, timeout: float | None) -> Delivery | None:
+        """The next delivery, waiting at most `timeout` seconds (None: no limit, 0: no wait)."""
+        if not self._items and timeout != 0:
+            try:
+                await asyncio.wait_for(self._not_empty.wait(), timeout)
+            except TimeoutError:
+                pass
+        if not self._items:
+            return None
+        delivery = self._items.popleft()
+        if not self._items:
+            self._not_empty.clear()
+        return delivery
+
+
 @dataclass(frozen=True, slots=True)
 class ClientConfig:
     """How one client connects: identity, credentials, session and flow-control limits."""
@@ -79,7 +120,7 @@ class ClientConfig:
     keepalive: int = 30
     clean_start: bool = False
     session_expiry: int = 3600
-    queue_size: int = 10_000
+    queue_size: int = 10_000  # QoS 0 deliveries held before dropping
     receive_maximum: int = 1000
     will: Message | None = None
 

@@ -1,17 +1,16 @@
 """The in-memory twin of the MQTT transport, for fast unit tests of logic.
 
 It keeps MQTT's observable rules that the services rely on: `+`/`#` wildcards,
-retained messages delivered on subscribe, a session queue that holds QoS 1
-messages while the client's bounded queue is full, and counted QoS 0 drops.
+retained messages delivered on subscribe, the last will on a crash, and the same
+inbound queue as the real transport (counted QoS 0 drops, QoS 1 never dropped).
 """
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import Self
 
 from ..topics import matches
-from .base import ClientConfig, Delivery, Message, TransportStats
+from .base import ClientConfig, Delivery, InboundQueue, Message, TransportStats
 
 
 class MemoryBroker:
@@ -50,8 +49,7 @@ class MemoryTransport:
         self.broker = broker
         self.config = config
         self.stats = TransportStats()
-        self._queue: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=config.queue_size)
-        self._held: deque[Message] = deque()  # the broker-side session queue
+        self._inbound = InboundQueue(config.queue_size, self.stats)
         self._filters: dict[str, int] = {}
 
     async def __aenter__(self) -> Self:
@@ -70,16 +68,7 @@ class MemoryTransport:
         return max(granted) if granted else None
 
     def offer(self, message: Message) -> None:
-        self.stats.received += 1
-        if message.qos == 0:
-            if self._queue.full():
-                self.stats.dropped += 1
-            else:
-                self._queue.put_nowait(Delivery(message))
-        elif self._queue.full() or self._held:
-            self._held.append(message)
-        else:
-            self._queue.put_nowait(Delivery(message))
+        self._inbound.offer(Delivery(message))
 
     async def subscribe(self, *filters: str, qos: int = 1) -> None:
         for topic_filter in filters:
@@ -96,13 +85,7 @@ class MemoryTransport:
         return future
 
     async def receive(self, timeout: float | None = None) -> Delivery | None:
-        try:
-            delivery = await asyncio.wait_for(self._queue.get(), timeout)
-        except TimeoutError:
-            return None
-        while self._held and not self._queue.full():
-            self._queue.put_nowait(Delivery(self._held.popleft()))
-        return delivery
+        return await self._inbound.get(timeout)
 
     async def flush(self, timeout: float) -> bool:
         return True

@@ -10,7 +10,7 @@ from gmqtt.mqtt.handler import MQTTConnectError
 from gmqtt.storage import PersistentStorage
 
 from ..errors import TransportError
-from .base import ClientConfig, Delivery, Message, TransportStats
+from .base import ClientConfig, Delivery, InboundQueue, Message, TransportStats
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +57,13 @@ class MqttTransport:
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
         self.stats = TransportStats()
-        self._queue: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=config.queue_size)
+        self._inbound = InboundQueue(config.queue_size, self.stats)
         self._filters: dict[str, int] = {}
         self._store = _InflightStore()
         self._connected = asyncio.Event()
         self._closing = False
         self._ever_connected = False
+        self._awaiting_ack = 0
         self._client = self._make_client()
 
     def _make_client(self) -> gmqtt.Client:
@@ -97,8 +98,14 @@ class MqttTransport:
         try:
             if self._connected.is_set():
                 await self.flush(timeout=5.0)
+                await self._send_given_acks()
         finally:
             await self._client.disconnect()
+
+    async def _send_given_acks(self) -> None:
+        """Let PUBACKs for deliveries acknowledged just now go out before disconnecting."""
+        for _ in range(3):  # the handler returns, then gmqtt's done-callback sends the PUBACK
+            await asyncio.sleep(0)
 
     async def _connect_with_backoff(self) -> None:
         delay = INITIAL_BACKOFF
@@ -145,16 +152,16 @@ class MqttTransport:
         if isinstance(topic, bytes):
             topic = topic.decode("utf-8", errors="replace")
         message = Message(topic, payload, qos, bool(properties.get("retain")))
-        self.stats.received += 1
         if qos == 0:
-            try:
-                self._queue.put_nowait(Delivery(message))
-            except asyncio.QueueFull:
-                self.stats.dropped += 1
+            self._inbound.offer(Delivery(message))
             return SUCCESS
         ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put(Delivery(message, ack))  # waits while full: the broker holds the rest
-        await ack
+        self._awaiting_ack += 1
+        try:
+            self._inbound.offer(Delivery(message, ack))
+            await ack  # gmqtt sends the PUBACK when this returns
+        finally:
+            self._awaiting_ack -= 1
         return SUCCESS
 
     async def subscribe(self, *filters: str, qos: int = 1) -> None:
@@ -181,10 +188,7 @@ class MqttTransport:
             self._store.pending[self._store.last_mid] = (message, future)
 
     async def receive(self, timeout: float | None = None) -> Delivery | None:
-        try:
-            return await asyncio.wait_for(self._queue.get(), timeout)
-        except TimeoutError:
-            return None
+        return await self._inbound.get(timeout)
 
     async def flush(self, timeout: float) -> bool:
         futures = [future for _, future in self._store.pending.values()]

@@ -1,0 +1,111 @@
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from gateway.errors import InvalidInput
+from gateway.events import (
+    EVENT_TYPES,
+    AlertClearedV1,
+    AlertRaisedV1,
+    DeviceOfflineV1,
+    DeviceOnlineV1,
+    Event,
+    EventRejectedV1,
+    Measurement,
+    ReadingV1,
+    decode_event,
+    new_event,
+    new_event_id,
+)
+
+READING = ReadingV1(measurements=[Measurement(name="temperature", unit="Cel", value=21.5)])
+SAMPLES = [
+    READING,
+    AlertRaisedV1(alert="temperature.high", metric="temperature", value=29.0, limit=28.0, unit="Cel", above_seconds=3),
+    AlertClearedV1(alert="temperature.high", metric="temperature", value=26.0, limit=27.0, unit="Cel"),
+    DeviceOnlineV1(),
+    DeviceOfflineV1(),
+    EventRejectedV1(reason="bad", rejected_by="gateway/ingest", topic="devices/x/telemetry", excerpt="{"),
+]
+
+
+def reading_json(**changes) -> bytes:
+    document = json.loads(new_event(READING, source="device/temp-1", subject="temp-1", sequence=1).to_json())
+    document.update(changes)
+    return json.dumps(document).encode()
+
+
+def test_every_event_type_has_a_sample():
+    assert {sample.event_type for sample in SAMPLES} == set(EVENT_TYPES)
+
+
+@pytest.mark.parametrize("data", SAMPLES, ids=lambda d: d.event_type)
+def test_round_trip_keeps_every_attribute(data):
+    event = new_event(data, source="gateway/ingest", subject="temp-1", sequence=7)
+    decoded = decode_event(event.to_json())
+    assert decoded == event
+    assert type(decoded.data) is type(data)
+
+
+def test_envelope_is_structured_cloudevents_json():
+    document = json.loads(new_event(READING, source="device/temp-1", subject="temp-1").to_json())
+    assert document["specversion"] == "1.0"
+    assert document["type"] == "reading.v1"
+    assert document["time"].endswith("Z")
+    assert document["correlationid"] == document["id"]
+    assert "causationid" not in document
+
+
+def test_caused_event_inherits_correlation_and_names_its_cause():
+    root = new_event(READING, source="device/temp-1", subject="temp-1")
+    alert = new_event(SAMPLES[1], source="reactor/threshold", subject="temp-1", cause=root)
+    follow_up = new_event(SAMPLES[2], source="reactor/threshold", subject="temp-1", cause=alert)
+    assert alert.causationid == root.id and alert.correlationid == root.id
+    assert follow_up.causationid == alert.id and follow_up.correlationid == root.id
+
+
+def test_ids_are_unique_and_sortable_by_time():
+    ids = [new_event_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 26 for i in ids)
+    first, later = ids[0], new_event_id()
+    assert first[:10] <= later[:10]  # the first 10 characters are the millisecond timestamp
+
+
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        (b"{", "Invalid JSON"),
+        (b"[]", "Input should be an object"),
+        (reading_json(type="reading.v9"), "unknown event type 'reading.v9'"),
+        (reading_json(subject="temp/1"), "subject: String should match pattern"),
+        (reading_json(subject="#"), "subject: String should match pattern"),
+        (reading_json(time="2026-11-22T10:00:00"), "time: time must carry a UTC offset"),
+        (reading_json(specversion="0.3"), "specversion"),
+        (reading_json(extra="x"), "extra: Extra inputs are not permitted"),
+        (reading_json(sequence=-1), "sequence: Input should be greater than or equal to 0"),
+        (reading_json(data={"measurements": []}), "data.measurements: List should have at least 1 item"),
+        (reading_json(data={"measurements": [{"name": "temperature", "unit": "K", "value": 1}]}), "unknown SenML unit 'K'"),
+        (reading_json(data={"measurements": [{"name": "temperature", "unit": "Cel", "value": "hot"}]}), "value: Input should be a valid number"),
+        (reading_json().replace(b"21.5", b"NaN"), "finite number"),
+        (reading_json().replace(b"21.5", b"1e999"), "finite number"),
+    ],
+)
+def test_invalid_events_are_rejected_with_a_specific_reason(payload, reason):
+    with pytest.raises(InvalidInput) as raised:
+        decode_event(payload)
+    assert reason in raised.value.message
+
+
+def test_time_is_normalised_to_utc():
+    plus_two = datetime(2026, 1, 1, 12, tzinfo=timezone(timedelta(hours=2)))
+    event = new_event(READING, source="device/temp-1", subject="temp-1", time=plus_two)
+    assert event.time.utcoffset() == timedelta(0) and event.time.hour == 10
+    assert isinstance(event, Event)
+
+
+def test_rejected_excerpt_is_bounded_and_printable():
+    excerpt = EventRejectedV1.excerpt_of(b"\xff" * 5000)
+    assert len(excerpt) == EventRejectedV1.EXCERPT_LIMIT
+    assert set(excerpt) == {"\ufffd"}

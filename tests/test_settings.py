@@ -1,0 +1,64 @@
+import pytest
+
+from gateway.errors import ConfigError
+from gateway.settings import load_settings
+
+
+def test_defaults_without_file_or_environment(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({})
+    assert settings.mqtt.port == 1883 and settings.influx.database == "choreo"
+
+
+def test_file_then_environment_precedence(tmp_path):
+    config = tmp_path / "choreo.toml"
+    config.write_text('[mqtt]\nport = 1884\nhost = "broker"\n[threshold]\nhigh = 30.5\n')
+    settings = load_settings({"CHOREO_CONFIG": str(config), "CHOREO_MQTT_PORT": "1885"})
+    assert settings.mqtt.port == 1885
+    assert settings.mqtt.host == "broker"
+    assert settings.threshold.high == 30.5
+
+
+def test_keys_with_underscores_map_to_their_section():
+    settings = load_settings({"CHOREO_INFLUX_RETENTION_POLICY": "autogen", "CHOREO_THRESHOLD_MIN_DURATION": "4"})
+    assert settings.influx.retention_policy == "autogen"
+    assert settings.threshold.min_duration == 4
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"CHOREO_MQTT_PORT": "abc"}, "CHOREO_MQTT_PORT: Input should be a valid integer"),
+        ({"CHOREO_MQTT_PORT": "70000"}, "CHOREO_MQTT_PORT: Input should be less than or equal to 65535"),
+        ({"CHOREO_MQTT_PROT": "1"}, "CHOREO_MQTT_PROT: unknown setting"),
+        ({"CHOREO_INFLUX_URL": "influx:8086"}, "CHOREO_INFLUX_URL: String should match pattern"),
+        ({"CHOREO_DEVICES_COUNT": "0"}, "CHOREO_DEVICES_COUNT: Input should be greater than or equal to 1"),
+        ({"CHOREO_MQTT_PASSWORD": "x"}, "mqtt.password is set but mqtt.username is not"),
+        ({"CHOREO_CONFIG": "/nonexistent/choreo.toml"}, "does not exist"),
+    ],
+)
+def test_bad_settings_name_the_setting(env, message):
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env)
+    assert message in raised.value.message
+
+
+def test_bad_file_names_file_section_and_key(tmp_path):
+    config = tmp_path / "choreo.toml"
+    config.write_text("[threshold]\nhigh = 'hot'\n")
+    with pytest.raises(ConfigError, match=r"choreo.toml \[threshold\] high: Input should be a valid number"):
+        load_settings({"CHOREO_CONFIG": str(config)})
+    config.write_text("[mqqt]\nport = 1\n")
+    with pytest.raises(ConfigError, match=r"unknown section \[mqqt\]"):
+        load_settings({"CHOREO_CONFIG": str(config)})
+    config.write_text("[mqtt\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings({"CHOREO_CONFIG": str(config)})
+
+
+def test_secrets_never_appear_in_errors_or_repr():
+    settings = load_settings({"CHOREO_MQTT_USERNAME": "u", "CHOREO_MQTT_PASSWORD": "hunter2-secret"})
+    assert "hunter2-secret" not in repr(settings)
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"CHOREO_MQTT_USERNAME": "u", "CHOREO_MQTT_PASSWORD": "hunter2-secret", "CHOREO_MQTT_PORT": "x"})
+    assert "hunter2-secret" not in str(raised.value)

@@ -1,0 +1,107 @@
+"""One behaviour suite for both transports: the in-memory twin and gmqtt on a real Mosquitto."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from gateway.errors import TransportError
+from gateway.transport import ClientConfig, MemoryBroker, MemoryTransport, Message, MqttTransport, Transport
+from tests.helpers import async_wait_for
+
+Factory = Callable[..., Transport]
+
+
+@pytest.fixture(params=["memory", "mosquitto"])
+def make_transport(request) -> Factory:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    if request.param == "memory":
+        broker = MemoryBroker()
+        return lambda name, **options: MemoryTransport(broker, ClientConfig(f"{prefix}-{name}", **options))
+    stack = request.getfixturevalue("stack")
+    admin = stack.credentials.mqtt["admin"]
+
+    def factory(name: str, **options) -> Transport:
+        return MqttTransport(ClientConfig(f"{prefix}-{name}", port=stack.broker.port, username="admin", password=admin, **options))
+
+    return factory
+
+
+def topic(base: str) -> str:
+    return f"test/{uuid.uuid4().hex[:8]}/{base}"
+
+
+async def receive_all(transport: Transport, count: int, timeout: float = 10.0) -> list[Message]:
+    received: list[Message] = []
+
+    async def got_all() -> bool:
+        delivery = await transport.receive(timeout=0.1)
+        if delivery is not None:
+            received.append(delivery.message)
+            delivery.ack()
+        return len(received) >= count
+
+    await async_wait_for(got_all, timeout, f"{count} messages")
+    return received
+
+
+async def test_wildcard_subscription_receives_in_order(make_transport):
+    root = topic("x")
+    async with make_transport("sub") as subscriber, make_transport("pub") as publisher:
+        await subscriber.subscribe(f"{root}/+/telemetry")
+        await async_wait_for(lambda: True, 0, "")  # let the SUBACK land before publishing
+        confirmations = [publisher.publish(Message(f"{root}/d{n}/telemetry", str(n).encode())) for n in range(20)]
+        publisher.publish(Message(f"{root}/d1/status", b"ignored"))
+        received = await receive_all(subscriber, 20)
+        assert [m.payload for m in received] == [str(n).encode() for n in range(20)]
+        assert all(m.qos == 1 for m in received)
+        assert await publisher.flush(timeout=5)
+        assert all(c.done() and c.exception() is None for c in confirmations)
+
+
+async def test_retained_message_is_delivered_on_subscribe(make_transport):
+    status = topic("status")
+    async with make_transport("pub") as publisher:
+        await publisher.publish(Message(status, b"online", retain=True))
+    async with make_transport("sub") as subscriber:
+        await subscriber.subscribe(status)
+        [message] = await receive_all(subscriber, 1)
+        assert message.payload == b"online" and message.retain
+
+
+async def test_qos0_overflow_is_dropped_and_counted(make_transport):
+    root = topic("flood")
+    async with make_transport("sub", queue_size=5) as subscriber, make_transport("pub") as publisher:
+        await subscriber.subscribe(root, qos=0)
+        await async_wait_for(lambda: True, 0, "")
+        for n in range(50):
+            publisher.publish(Message(root, str(n).encode(), qos=0))
+        await async_wait_for(lambda: subscriber.stats.received == 50, 10, "50 QoS 0 deliveries")
+        assert subscriber.stats.dropped == 45
+        assert len(await receive_all(subscriber, 5)) == 5
+
+
+async def test_qos1_overflow_waits_instead_of_dropping(make_transport):
+    root = topic("flood")
+    async with make_transport("sub", queue_size=3) as subscriber, make_transport("pub") as publisher:
+        await subscriber.subscribe(root)
+        await async_wait_for(lambda: True, 0, "")
+        for n in range(40):
+            publisher.publish(Message(root, str(n).encode()))
+        received = await receive_all(subscriber, 40)
+        assert [int(m.payload) for m in received] == list(range(40))
+        assert subscriber.stats.dropped == 0
+
+
+async def test_subscription_filters_must_match_exactly(make_transport):
+    root = topic("exact")
+    async with make_transport("sub") as subscriber, make_transport("pub") as publisher:
+        await subscriber.subscribe(f"{root}/a")
+        await async_wait_for(lambda: True, 0, "")
+        publisher.publish(Message(f"{root}/a/b", b"deeper"))
+        publisher.publish(Message(f"{root}/b", b"sibling"))
+        publisher.publish(Message(f"{root}/a", b"match"))
+        [message] = await receive_all(subscriber, 1)
+        assert message.payload == b"match"
+        assert await subscriber.receive(timeout=0.3) is None

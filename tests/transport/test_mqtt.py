@@ -1,0 +1,110 @@
+"""What only a real broker can show: sessions, redelivery, reconnects and refusals."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from gateway.errors import TransportError
+from gateway.transport import ClientConfig, MemoryBroker, MemoryTransport, Message, MqttTransport
+from tests.helpers import MqttObserver, async_wait_for, wait_for
+from tests.transport.test_behaviour import receive_all
+
+pytestmark = pytest.mark.integration
+
+
+def admin_config(stack, name: str, **options) -> ClientConfig:
+    return ClientConfig(name, port=stack.broker.port, username="admin", password=stack.credentials.mqtt["admin"], **options)
+
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+async def test_unacknowledged_delivery_comes_back_after_reconnect(stack):
+    client_id, root = unique("consumer"), unique("redeliver")
+    async with MqttTransport(admin_config(stack, client_id)) as consumer:
+        await consumer.subscribe(root)
+        async with MqttTransport(admin_config(stack, unique("pub"))) as publisher:
+            await publisher.publish(Message(root, b"first"))
+            await publisher.publish(Message(root, b"second"))
+        first = await consumer.receive(timeout=10)
+        first.ack()
+        second = await consumer.receive(timeout=10)
+        assert second.message.payload == b"second"  # received but never acknowledged
+    async with MqttTransport(admin_config(stack, client_id)) as consumer:
+        [again] = await receive_all(consumer, 1)
+        assert again.payload == b"second"
+
+
+async def test_persistent_session_keeps_messages_while_offline(stack):
+    client_id, root = unique("offline"), unique("session")
+    async with MqttTransport(admin_config(stack, client_id)) as consumer:
+        await consumer.subscribe(f"{root}/#")
+    async with MqttTransport(admin_config(stack, unique("pub"))) as publisher:
+        for n in range(5):
+            publisher.publish(Message(f"{root}/{n}", str(n).encode()))
+        assert await publisher.flush(timeout=5)
+    async with MqttTransport(admin_config(stack, client_id)) as consumer:
+        received = await receive_all(consumer, 5)
+        assert [m.payload for m in received] == [b"0", b"1", b"2", b"3", b"4"]
+
+
+async def test_reconnects_and_resubscribes_after_a_broker_restart(fresh_stack):
+    root = unique("restart")
+    async with MqttTransport(admin_config(fresh_stack, unique("sub"), clean_start=True, session_expiry=0)) as consumer:
+        await consumer.subscribe(root)
+        fresh_stack.broker.stop()
+        fresh_stack.broker.start()  # same port; this session did not survive (expiry 0)
+        await async_wait_for(lambda: consumer.stats.reconnects >= 1, 10, "the disconnect to be noticed")
+        with MqttObserver(fresh_stack.broker.port, "admin", fresh_stack.credentials.mqtt["admin"], unique("paho")) as paho:
+
+            async def delivered() -> bool:
+                paho.publish(root, b"after-restart")
+                delivery = await consumer.receive(timeout=0.5)
+                return delivery is not None and delivery.message.payload == b"after-restart"
+
+            await async_wait_for(delivered, 30, "a delivery after the restart")
+
+
+async def test_publishes_made_while_disconnected_are_sent_after_reconnect(fresh_stack):
+    root = unique("outage")
+    async with MqttTransport(admin_config(fresh_stack, unique("pub"))) as publisher:
+        fresh_stack.broker.stop()
+        await async_wait_for(lambda: publisher.stats.reconnects >= 1, 10, "the disconnect to be noticed")
+        confirmation = publisher.publish(Message(root, b"kept", retain=True))
+        fresh_stack.broker.start()
+        await async_wait_for(lambda: confirmation.done(), 30, "the broker to acknowledge the publish")
+        assert confirmation.exception() is None
+    with MqttObserver(fresh_stack.broker.port, "admin", fresh_stack.credentials.mqtt["admin"], unique("paho")) as paho:
+        paho.subscribe(root)
+        wait_for(lambda: paho.on(root), 10, "the retained message")
+        assert paho.on(root)[0].payload == b"kept"
+
+
+async def test_wrong_password_is_a_clear_permanent_error(stack):
+    config = ClientConfig(unique("intruder"), port=stack.broker.port, username="ingest", password="wrong")
+    with pytest.raises(TransportError) as raised:
+        async with MqttTransport(config):
+            pass
+    assert not raised.value.retryable
+    assert "refused client" in raised.value.message
+
+
+async def test_anonymous_clients_are_refused(stack):
+    with pytest.raises(TransportError):
+        async with MqttTransport(ClientConfig(unique("anon"), port=stack.broker.port)):
+            pass
+
+
+async def test_memory_twin_publishes_the_last_will_on_a_crash():
+    broker = MemoryBroker()
+    will = Message("devices/d/status", b"offline", retain=True)
+    async with MemoryTransport(broker, ClientConfig("watcher")) as watcher:
+        await watcher.subscribe("devices/+/status")
+        device = MemoryTransport(broker, ClientConfig("d", will=will))
+        await device.__aenter__()
+        device.crash()
+        [message] = await receive_all(watcher, 1)
+        assert message.payload == b"offline"
+        assert broker.retained["devices/d/status"].payload == b"offline"
