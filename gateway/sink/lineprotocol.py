@@ -1,4 +1,4 @@
-"""InfluxDB line protocol encoding with the escaping rules of InfluxDB 1.x and 2.x.
+r"""InfluxDB line protocol encoding with the escaping rules of InfluxDB 1.x and 2.x.
 
 Escaping is what keeps a value from adding tags, fields or points: measurement names
 escape commas and spaces; tag keys, tag values and field keys also escape `=`;

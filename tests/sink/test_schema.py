@@ -1,0 +1,37 @@
+from datetime import datetime, timezone
+
+from gateway.events import AlertRaisedV1, Measurement, ReadingV1, new_event
+from gateway.sink.schema import event_lines, timestamp_ns
+
+T = datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=timezone.utc)
+READING = ReadingV1(measurements=[Measurement(name="temperature", unit="Cel", value=21.5),
+                                  Measurement(name="battery", unit="%EL", value=90)])
+
+
+def test_a_reading_is_one_event_point_and_one_point_per_measurement():
+    event = new_event(READING, source="device/temp-1", subject="temp-1", time=T, sequence=9)
+    events_line, temperature, battery = event_lines(event)
+    assert events_line.startswith("events,source=device/temp-1,subject=temp-1,type=reading.v1 ")
+    assert f'id="{event.id}"' in events_line and "sequence=9i" in events_line
+    assert '"measurements":[{"name":"temperature"' in events_line.replace('\\"', '"')
+    assert temperature.startswith("readings,device=temp-1,metric=temperature,unit=Cel value=21.5,")
+    assert battery.startswith("readings,device=temp-1,metric=battery,unit=%EL value=90.0,")
+
+
+def test_the_same_event_always_maps_to_the_same_lines():
+    event = new_event(READING, source="device/temp-1", subject="temp-1", time=T)
+    assert event_lines(event) == event_lines(event.model_copy())
+
+
+def test_events_at_the_same_microsecond_get_distinct_timestamps():
+    stamps = {timestamp_ns(new_event(READING, source="device/temp-1", subject="temp-1", time=T)) for _ in range(50)}
+    assert len(stamps) > 45
+    assert all(stamp // 1000 == int(T.timestamp()) * 1_000_000 + 123456 for stamp in stamps)
+
+
+def test_caused_events_store_their_causation():
+    root = new_event(READING, source="device/temp-1", subject="temp-1", time=T)
+    alert = new_event(AlertRaisedV1(alert="temperature.high", metric="temperature", value=29, limit=28, unit="Cel",
+                                    above_seconds=2), source="reactor/threshold", subject="temp-1", cause=root)
+    [line] = event_lines(alert)
+    assert f'causationid="{root.id}"' in line and f'correlationid="{root.id}"' in line

@@ -1,0 +1,124 @@
+"""The sink's batching, acknowledgement and error handling against a real InfluxDB 1.x."""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+
+from gateway.events import Measurement, ReadingV1, decode_event, new_event
+from gateway.settings import load_settings
+from gateway.sink.influx_v1 import InfluxV1
+from gateway.sink.service import Sink
+from gateway.topics import event_topic
+from gateway.transport import ClientConfig, Delivery, MemoryBroker, MemoryTransport, Message
+from tests.helpers import async_wait_for, influx_query
+
+pytestmark = pytest.mark.integration
+
+
+def reading_message(subject: str, value: float, sequence: int | None = None) -> tuple[Message, str]:
+    event = new_event(ReadingV1(measurements=[Measurement(name="temperature", unit="Cel", value=value)]),
+                      source=f"device/{subject}", subject=subject, sequence=sequence)
+    return Message(event_topic(event.type, event.subject), event.to_json()), event.id
+
+
+def stored(stack, subject: str) -> list[dict]:
+    return influx_query(stack.influxdb.url, "admin", stack.credentials.influx_admin_password,
+                        f"SELECT * FROM events WHERE subject = '{subject}'")
+
+
+class Harness:
+    def __init__(self, stack, batch_size: int = 100) -> None:
+        self.broker = MemoryBroker()
+        self.transport = MemoryTransport(self.broker, ClientConfig("sink"))
+        settings = load_settings({**stack.env("sink"), "CHOREO_INFLUX_BATCH_SIZE": str(batch_size)}).influx
+        self.sink = Sink(self.transport, InfluxV1(settings), settings)
+        self.acks: list[asyncio.Future] = []
+
+    def deliver(self, message: Message) -> asyncio.Future:
+        ack = asyncio.get_running_loop().create_future()
+        self.sink._add(Delivery(message, ack))
+        self.acks.append(ack)
+        return ack
+
+    def published(self, event_type: str) -> list:
+        return [decode_event(m.payload) for m in self.broker.history if m.topic.startswith(f"events/{event_type}/")]
+
+
+async def test_batch_is_stored_then_acknowledged(stack):
+    subject = f"s-{uuid.uuid4().hex[:8]}"
+    harness = Harness(stack)
+    ids = []
+    for n in range(10):
+        message, event_id = reading_message(subject, n)
+        harness.deliver(message)
+        ids.append(event_id)
+    assert not any(ack.done() for ack in harness.acks)
+    await harness.sink.flush(asyncio.Event())
+    assert all(ack.done() for ack in harness.acks)
+    assert sorted(row["id"] for row in stored(stack, subject)) == sorted(ids)
+
+
+async def test_the_same_event_stored_twice_is_one_point(stack):
+    subject = f"s-{uuid.uuid4().hex[:8]}"
+    harness = Harness(stack)
+    message, event_id = reading_message(subject, 1)
+    for _ in range(2):
+        harness.deliver(message)
+        await harness.sink.flush(asyncio.Event())
+    harness.deliver(message)
+    harness.deliver(message)
+    await harness.sink.flush(asyncio.Event())
+    assert [row["id"] for row in stored(stack, subject)] == [event_id]
+    readings = influx_query(stack.influxdb.url, "admin", stack.credentials.influx_admin_password,
+                            f"SELECT value FROM readings WHERE device = '{subject}'")
+    assert len(readings) == 1
+
+
+async def test_a_point_influxdb_refuses_is_isolated_and_the_rest_is_stored(fresh_stack):
+    subject = f"s-{uuid.uuid4().hex[:8]}"
+    # A string `sequence` stored first in a fresh database makes an integer `sequence` a type conflict
+    # (HTTP 400); the other events carry no sequence and are valid.
+    conflicting = "conflict-" + uuid.uuid4().hex[:6]
+    writer = InfluxV1(load_settings(fresh_stack.env("sink")).influx)
+    writer.write([f'events,subject={conflicting},type=reading.v1 sequence="text" {time.time_ns()}'])
+    harness = Harness(fresh_stack)
+    good_ids = []
+    for n in range(7):
+        message, event_id = reading_message(subject, n)
+        harness.deliver(message)
+        good_ids.append(event_id)
+    bad_message, bad_id = reading_message(conflicting, 99, sequence=5)
+    harness.deliver(bad_message)
+    await harness.sink.flush(asyncio.Event())
+    assert all(ack.done() for ack in harness.acks)
+    assert sorted(row["id"] for row in stored(fresh_stack, subject)) == sorted(good_ids)
+    [rejection] = harness.published("event.rejected.v1")
+    assert rejection.subject == conflicting and rejection.data.rejected_by == "gateway/sink"
+    assert "field type conflict" in rejection.data.reason
+    assert harness.sink.counts["rejected"] == 1
+
+
+async def test_nothing_is_acknowledged_while_influxdb_is_down(fresh_stack):
+    subject = f"s-{uuid.uuid4().hex[:8]}"
+    harness = Harness(fresh_stack)
+    message, event_id = reading_message(subject, 1)
+    ack = harness.deliver(message)
+    fresh_stack.influxdb.stop()
+    flushing = asyncio.create_task(harness.sink.flush(asyncio.Event()))
+    await async_wait_for(lambda: harness.sink.counts["write_retries"] >= 2, 10, "failed write attempts")
+    assert not ack.done()
+    await asyncio.to_thread(fresh_stack.influxdb.start)
+    await asyncio.wait_for(flushing, 60)
+    assert ack.done()
+    assert [row["id"] for row in stored(fresh_stack, subject)] == [event_id]
+
+
+async def test_malformed_events_are_rejected_not_stored(stack):
+    harness = Harness(stack)
+    ack = harness.deliver(Message("events/reading.v1/x", b'{"type": "reading.v1"}'))
+    assert ack.done()
+    [rejection] = harness.published("event.rejected.v1")
+    assert rejection.data.topic == "events/reading.v1/x"
