@@ -17,11 +17,28 @@ from pathlib import Path
 from .topics import validate_id
 
 SERVICE_ACCOUNTS = ("admin", "monitor", "ingest", "threshold", "sink")
+MOSQUITTO_ITERATIONS = 101
+
+
+def mosquitto_password_hash(password: str, salt: bytes | None = None) -> str:
+    """Mosquitto 2's `$7$` format: PBKDF2-HMAC-SHA512, 101 iterations, 12-byte salt, base64."""
+    salt = salt or os.urandom(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, MOSQUITTO_ITERATIONS)
+    return f"$7${MOSQUITTO_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
 def device_password(fleet_secret: str, device_id: str) -> str:
     digest = hmac.new(fleet_secret.encode(), validate_id(device_id).encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read; it is created with that mode, never widened later."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
 
 
 @dataclass(frozen=True)
@@ -47,14 +64,11 @@ class Credentials:
         if path.exists():
             return cls(**json.loads(path.read_text()))
         credentials = cls.generate()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            json.dump(credentials.__dict__, file)
+        write_private(path, json.dumps(credentials.__dict__))
         return credentials
 
-    def password_file_lines(self, device_ids: list[str]) -> list[str]:
-        """`user:password` lines for `mosquitto_passwd -U`, which hashes them in place."""
-        lines = [f"{name}:{password}" for name, password in self.mqtt.items()]
-        lines += [f"{device}:{device_password(self.fleet_secret, device)}" for device in device_ids]
-        return lines
+    def password_file(self, device_ids: list[str]) -> str:
+        """A Mosquitto password file (hashed) for the service accounts and the given devices."""
+        accounts = dict(self.mqtt)
+        accounts.update((device, device_password(self.fleet_secret, device)) for device in device_ids)
+        return "".join(f"{name}:{mosquitto_password_hash(password)}\n" for name, password in accounts.items())

@@ -21,7 +21,7 @@ import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 
-from .credentials import Credentials
+from .credentials import Credentials, write_private
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -72,9 +72,7 @@ class Broker:
     def write_config(self) -> Path:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         passwd = self.state_dir / "passwd"
-        passwd.write_text("\n".join(self.credentials.password_file_lines(self.device_ids)) + "\n")
-        passwd.chmod(0o600)
-        subprocess.run([find_binary("mosquitto_passwd"), "-U", str(passwd)], check=True)
+        write_private(passwd, self.credentials.password_file(self.device_ids))
         config = self.state_dir / "mosquitto.conf"
         config.write_text(
             f"user {getpass.getuser()}\n"
@@ -228,7 +226,5 @@ class LocalStack:
     def write_env_file(self, account: str = "monitor") -> Path:
         """A shell file with the settings of `account`, for `choreo history` in another terminal."""
         path = self.state_dir / "env"
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.writelines(f"export {name}='{value}'\n" for name, value in self.env(account).items())
+        write_private(path, "".join(f"export {name}='{value}'\n" for name, value in self.env(account).items()))
         return path

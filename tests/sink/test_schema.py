@@ -25,7 +25,7 @@ def test_the_same_event_always_maps_to_the_same_lines():
 
 def test_events_at_the_same_microsecond_get_distinct_timestamps():
     stamps = {timestamp_ns(new_event(READING, source="device/temp-1", subject="temp-1", time=T)) for _ in range(50)}
-    assert len(stamps) > 45
+    assert len(stamps) >= 43  # 50 ids in 1,000 slots: about one collision expected, 8 would be a broken hash
     assert all(stamp // 1000 == int(T.timestamp()) * 1_000_000 + 123456 for stamp in stamps)
 
 

@@ -1,0 +1,102 @@
+"""The walking skeleton end to end: every service its own OS process, real Mosquitto, real InfluxDB.
+
+What reached InfluxDB is checked with plain HTTP queries and what reached the broker
+with paho-mqtt, never with the product's own transport or history code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from gateway.credentials import device_password
+from tests.helpers import MqttObserver, influx_query, wait_for
+
+pytestmark = pytest.mark.integration
+
+FAST_FLEET = {
+    "CHOREO_DEVICES_COUNT": "2",
+    "CHOREO_DEVICES_INTERVAL": "0.2",
+    "CHOREO_DEVICES_BASE_TEMPERATURE": "25",
+    "CHOREO_DEVICES_SWING": "5",
+    "CHOREO_DEVICES_PERIOD": "8",
+    "CHOREO_THRESHOLD_HIGH": "28",
+    "CHOREO_THRESHOLD_MIN_DURATION": "0.5",
+    "CHOREO_INFLUX_FLUSH_INTERVAL": "0.2",
+}
+
+
+def query(stack, statement: str) -> list[dict]:
+    return influx_query(stack.influxdb.url, "admin", stack.credentials.influx_admin_password, statement)
+
+
+def start_consumers(stack, services, observer: MqttObserver) -> None:
+    """Start sink, reactor and ingest, each once the previous announced itself online."""
+    for name, command in (("sink", ["sink"]), ("threshold", ["reactor", "threshold"]), ("ingest", ["ingest"])):
+        services.start(name, command, {**stack.env(name), **FAST_FLEET})
+
+        def online(name=name):
+            return any(json.loads(m.payload)["status"] == "online" for m in observer.on(f"choreo/services/{name}"))
+
+        wait_for(online, 30, f"{name} to come online (log: {services.log_dir / (name + '.log')})")
+
+
+def test_reading_to_alert_to_influxdb_with_rejections_and_history(fresh_stack, services):
+    stack = fresh_stack
+    monitor = ("monitor", stack.credentials.mqtt["monitor"])
+    with MqttObserver(stack.broker.port, *monitor, client_id="pipeline-observer") as observer:
+        observer.subscribe("choreo/services/+")
+        observer.subscribe("events/#")
+        start_consumers(stack, services, observer)
+        devices = services.start("devices", ["devices"], {**stack.env("devices"), **FAST_FLEET})
+
+        # An alert whose cause is a stored reading.
+        def alert_caused_by_stored_reading():
+            for alert in query(stack, "SELECT * FROM events WHERE type = 'alert.raised.v1'"):
+                cause = query(stack, f"SELECT * FROM events WHERE type = 'reading.v1' AND id = '{alert['causationid']}'")
+                if cause and cause[0]["correlationid"] == alert["correlationid"] == cause[0]["id"]:
+                    return alert
+            return None
+
+        alert = wait_for(alert_caused_by_stored_reading, 60, "an alert.raised.v1 caused by a stored reading.v1")
+        assert alert["source"] == "reactor/threshold"
+        assert json.loads(alert["data"])["limit"] == 28.0
+
+        # A malformed payload from a real device account becomes a stored rejection naming the reason.
+        bad_password = device_password(stack.credentials.fleet_secret, "bad-1")
+        with MqttObserver(stack.broker.port, "bad-1", bad_password, client_id="bad-1") as bad_device:
+            bad_device.publish("devices/bad-1/telemetry", b'{"seq": 1, "temperature": "very hot"}')
+        rejected = wait_for(lambda: query(stack, "SELECT * FROM events WHERE type = 'event.rejected.v1'"),
+                            30, "a stored event.rejected.v1")
+        assert rejected[0]["subject"] == "bad-1"
+        reason = json.loads(rejected[0]["data"])["reason"]
+        assert reason == "field 'temperature' must be a number, got str"
+
+        # ... and readings keep flowing after it.
+        after = rejected[0]["time"]
+        wait_for(lambda: len(query(stack, f"SELECT id FROM events WHERE type = 'reading.v1' AND time > {after}")) >= 5,
+                 30, "readings stored after the rejection")
+
+        # `choreo history` prints one device's stored events as JSON.
+        history = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", "history", "--subject", "temp-1", "--format", "json"],
+            env={**os.environ, **stack.env("monitor")}, capture_output=True, text=True, timeout=60,
+        )
+        assert history.returncode == 0, history.stderr
+        events = json.loads(history.stdout)
+        assert events and {e["subject"] for e in events} == {"temp-1"}
+        assert {"reading.v1", "device.online.v1"} <= {e["type"] for e in events}
+
+        # A device process killed without a goodbye leaves its last will: a stored device.offline.v1.
+        devices.send_signal(signal.SIGKILL)
+        devices.wait()
+        wait_for(lambda: query(stack, "SELECT * FROM events WHERE type = 'device.offline.v1' AND subject = 'temp-2'"),
+                 60, "device.offline.v1 from the last will")
+
+    # What the broker carried matches what InfluxDB stored for the alert.
+    carried = [json.loads(m.payload) for m in observer.on("events/alert.raised.v1/")]
+    assert alert["id"] in {event["id"] for event in carried}
