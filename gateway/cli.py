@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=int, default=1000, help="at most this many events (default 1000)")
     history.add_argument("--format", choices=["table", "json"], default="table")
 
+    secrets = commands.add_parser("secrets", help="write the broker password file and service env files for docker compose")
+    secrets.add_argument("--out", default=".choreo/compose", help="folder for the files (default .choreo/compose)")
+
     demo = commands.add_parser("demo", help="start a broker and InfluxDB and run the whole choreography")
     demo.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     demo.add_argument("--state-dir", default=".choreo/demo", help="where the demo keeps its servers' state")
@@ -142,6 +145,17 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_secrets(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from .compose import write_compose_secrets
+
+    device_ids = [f"{settings.devices.prefix}-{n + 1}" for n in range(settings.devices.count)]
+    for path in write_compose_secrets(Path(args.out), device_ids):
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from .demo import run_demo
 
@@ -154,6 +168,7 @@ COMMANDS = {
     "reactor": cmd_reactor,
     "sink": cmd_sink,
     "history": cmd_history,
+    "secrets": cmd_secrets,
     "demo": cmd_demo,
 }
 

@@ -42,6 +42,7 @@ class InfluxSettings(_Section):
     retention_policy: str | None = None
     username: str | None = None
     password: SecretStr | None = None
+    token: SecretStr | None = Field(default=None, description="API token (InfluxDB 2.x/3.x v1-compatibility API)")
     batch_size: int = Field(default=5000, ge=1, le=100_000)
     flush_interval: float = Field(default=1.0, gt=0, le=60)
     timeout: float = Field(default=10.0, gt=0)

@@ -21,7 +21,9 @@ class InfluxV1:
     def __init__(self, settings: InfluxSettings) -> None:
         self.settings = settings
         self._headers = {}
-        if settings.username:
+        if settings.token:
+            self._headers["Authorization"] = f"Token {settings.token.get_secret_value()}"
+        elif settings.username:
             password = settings.password.get_secret_value() if settings.password else ""
             token = base64.b64encode(f"{settings.username}:{password}".encode()).decode()
             self._headers["Authorization"] = f"Basic {token}"

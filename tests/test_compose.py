@@ -1,0 +1,61 @@
+"""docker-compose.yml cannot run here (no Docker engine), so it is kept correct by reading it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from gateway.cli import build_parser
+from gateway.compose import COMPOSE_DIR, write_compose_secrets
+
+REPO = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def local_paths(service: dict) -> list[str]:
+    paths = [volume.split(":")[0] for volume in service.get("volumes", []) if volume.startswith("./")]
+    return paths + list(service.get("env_file", []))
+
+
+def test_every_referenced_file_exists_or_is_written_by_choreo_secrets(tmp_path):
+    generated = {path.name for path in write_compose_secrets(tmp_path, ["temp-1"])}
+    for name, service in COMPOSE["services"].items():
+        for path in local_paths(service):
+            relative = Path(path).relative_to(".")
+            if relative.parts[:2] == COMPOSE_DIR.parts:
+                assert relative.name in generated, f"{name}: {path} is not written by `choreo secrets`"
+            else:
+                assert (REPO / relative).exists(), f"{name}: {path} does not exist"
+    assert (REPO / "Dockerfile").exists()
+
+
+def test_every_service_command_is_a_real_choreo_command():
+    parser = build_parser()
+    commands = {name: s["command"] for name, s in COMPOSE["services"].items() if s.get("image", "").startswith("choreo")}
+    assert set(commands) == {"sink", "threshold", "ingest", "devices"}
+    for name, command in commands.items():
+        parser.parse_args(command)  # exits (fails the test) on an unknown command or option
+
+
+def test_servers_and_their_configuration():
+    assert COMPOSE["services"]["mosquitto"]["image"] == "eclipse-mosquitto:2"
+    assert COMPOSE["services"]["influxdb"]["image"] == "influxdb:2.7"
+    broker_config = (REPO / "mosquitto" / "mosquitto.conf").read_text()
+    for line in ("password_file /mosquitto/secrets/passwd", "acl_file /mosquitto/config/acl", "include_dir /mosquitto/config/conf.d"):
+        assert line in broker_config
+
+
+def test_influxdb_is_initialised_with_org_bucket_and_token(tmp_path):
+    write_compose_secrets(tmp_path, [])
+    env = dict(line.split("=", 1) for line in (tmp_path / "influxdb.env").read_text().splitlines())
+    assert env["DOCKER_INFLUXDB_INIT_MODE"] == "setup"
+    assert env["DOCKER_INFLUXDB_INIT_ORG"] and env["DOCKER_INFLUXDB_INIT_BUCKET"] == "choreo"
+    sink_env = dict(line.split("=", 1) for line in (tmp_path / "sink.env").read_text().splitlines())
+    assert sink_env["CHOREO_INFLUX_TOKEN"] == env["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"]
+
+
+def test_no_anonymous_access_in_any_shipped_broker_config():
+    for path in (REPO / "mosquitto").rglob("*"):
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                assert not line.strip().startswith("allow_anonymous true"), path
