@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
+from collections.abc import Callable
 from typing import Any, Self
 
 import gmqtt
@@ -17,6 +19,8 @@ log = logging.getLogger(__name__)
 INITIAL_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 # CONNACK reason codes that no retry can fix (MQTT 3.1.1 and 5).
+MQTT_RECEIVE_MAXIMUM = 65535  # what a CONNACK without a Receive Maximum means (MQTT 5, 3.2.2.3.3)
+MAX_BACKLOG = 1_000_000
 PERMANENT_REFUSALS = {1, 2, 4, 5, 132, 133, 134, 135, 138, 140}
 SUCCESS = 0
 
@@ -29,11 +33,12 @@ class _InflightStore(PersistentStorage):
     the messages so the transport can publish them again instead of losing them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_acknowledged: Callable[[], None]) -> None:
         super().__init__()
         self.pending: dict[int, tuple[Message, asyncio.Future[None]]] = {}
         self.last_mid: int | None = None
         self.orphans: list[tuple[Message, asyncio.Future[None]]] = []
+        self._on_acknowledged = on_acknowledged
 
     def push_message(self, mid: int, raw_package: bytes) -> None:
         super().push_message(mid, raw_package)
@@ -44,6 +49,7 @@ class _InflightStore(PersistentStorage):
         entry = self.pending.pop(mid, None)
         if entry and not entry[1].done():
             entry[1].set_result(None)
+        self._on_acknowledged()
 
     def clear(self) -> None:
         self.orphans.extend(self.pending.values())
@@ -59,7 +65,10 @@ class MqttTransport:
         self.stats = TransportStats()
         self._inbound = InboundQueue(config.queue_size, self.stats)
         self._filters: dict[str, int] = {}
-        self._store = _InflightStore()
+        self._store = _InflightStore(on_acknowledged=self._send_backlog)
+        # QoS 1 publishes wait here while the broker's receive maximum of them is unacknowledged.
+        self._backlog: deque[tuple[Message, asyncio.Future[None]]] = deque()
+        self._send_window = MQTT_RECEIVE_MAXIMUM - 2
         self._connected = asyncio.Event()
         self._closing = False
         self._ever_connected = False
@@ -129,6 +138,11 @@ class MqttTransport:
 
     def _on_connect(self, client: gmqtt.Client, session_present: int, result: int, properties: Any) -> None:
         client.reconnect_delay = INITIAL_BACKOFF
+        # `properties` merges CONNACK's with our CONNECT's (ours win); the broker's own limit is
+        # in CONNACK alone, which gmqtt keeps here (its session_expiry_interval reads it too).
+        connack = client._package_handler._connack_properties
+        broker_maximum = connack.get("receive_maximum", [MQTT_RECEIVE_MAXIMUM])[0]
+        self._send_window = max(1, broker_maximum - 2)  # room for SUBSCRIBE packet ids
         if self._ever_connected:
             log.info("reconnected to broker (session %s)", "kept" if session_present else "new")
         self._ever_connected = True
@@ -137,8 +151,8 @@ class MqttTransport:
             for topic_filter, qos in self._filters.items():
                 client.subscribe(topic_filter, qos=qos)
         orphans, self._store.orphans = self._store.orphans, []
-        for message, future in orphans:
-            self._send(message, future)
+        self._backlog.extendleft(reversed(orphans))
+        self._send_backlog()
 
     def _on_disconnect(self, client: gmqtt.Client, packet: Any, exc: Any = None) -> None:
         self._connected.clear()
@@ -171,8 +185,20 @@ class MqttTransport:
 
     def publish(self, message: Message) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if message.qos > 0 and (self._backlog or len(self._store.pending) >= self._send_window):
+            if len(self._backlog) >= MAX_BACKLOG:
+                self.stats.publish_failures += 1
+                future.set_exception(TransportError(f"publish backlog full ({MAX_BACKLOG}); broker not acknowledging",
+                                                    topic=message.topic))
+            else:
+                self._backlog.append((message, future))
+            return future
         self._send(message, future)
         return future
+
+    def _send_backlog(self) -> None:
+        while self._backlog and len(self._store.pending) < self._send_window:
+            self._send(*self._backlog.popleft())
 
     def _send(self, message: Message, future: asyncio.Future[None]) -> None:
         try:
@@ -192,7 +218,7 @@ class MqttTransport:
 
     async def flush(self, timeout: float) -> bool:
         futures = [future for _, future in self._store.pending.values()]
-        futures += [future for _, future in self._store.orphans]
+        futures += [future for _, future in (*self._store.orphans, *self._backlog)]
         if not futures:
             return True
         done, _ = await asyncio.wait(futures, timeout=timeout)

@@ -105,3 +105,16 @@ async def test_subscription_filters_must_match_exactly(make_transport):
         [message] = await receive_all(subscriber, 1)
         assert message.payload == b"match"
         assert await subscriber.receive(timeout=0.3) is None
+
+
+async def test_a_burst_beyond_the_brokers_receive_maximum_is_sent_in_order(make_transport):
+    root = topic("burst")  # the shipped broker config allows 1,000 unacknowledged QoS 1 messages per client
+    async with make_transport("sub") as subscriber, make_transport("pub") as publisher:
+        await subscriber.subscribe(root)
+        await async_wait_for(lambda: True, 0, "")
+        confirmations = [publisher.publish(Message(root, str(n).encode())) for n in range(5000)]
+        received = await receive_all(subscriber, 5000, timeout=30)
+        assert [int(m.payload) for m in received] == list(range(5000))
+        assert await publisher.flush(timeout=10)
+        assert all(c.exception() is None for c in confirmations)
+        assert publisher.stats.publish_failures == 0
