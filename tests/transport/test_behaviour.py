@@ -36,8 +36,7 @@ async def receive_all(transport: Transport, count: int, timeout: float = 10.0) -
     received: list[Message] = []
 
     async def got_all() -> bool:
-        delivery = await transport.receive(timeout=0.1)
-        if delivery is not None:
+        while len(received) < count and (delivery := await transport.receive(timeout=0.1)) is not None:
             received.append(delivery.message)
             delivery.ack()
         return len(received) >= count
