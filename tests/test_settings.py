@@ -62,3 +62,12 @@ def test_secrets_never_appear_in_errors_or_repr():
     with pytest.raises(ConfigError) as raised:
         load_settings({"CHOREO_MQTT_USERNAME": "u", "CHOREO_MQTT_PASSWORD": "hunter2-secret", "CHOREO_MQTT_PORT": "x"})
     assert "hunter2-secret" not in str(raised.value)
+
+
+def test_the_shipped_example_is_valid_and_matches_the_defaults():
+    from pathlib import Path
+
+    from gateway.settings import Settings
+
+    example = Path(__file__).resolve().parent.parent / "choreo.toml.example"
+    assert load_settings({"CHOREO_CONFIG": str(example)}) == Settings()
