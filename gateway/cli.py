@@ -32,8 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     devices = commands.add_parser("devices", help="run the simulated device fleet")
-    devices.add_argument("--count", type=int, help="number of temperature sensors (devices.count)")
-    devices.add_argument("--interval", type=float, help="seconds between readings (devices.interval)")
+    devices.add_argument("--fleet", help="fleet description (TOML); default: fleet.file, else the quick fleet")
+    devices.add_argument("--count", type=int, help="quick fleet: devices of each kind (devices.count)")
+    devices.add_argument("--kinds", help="quick fleet: comma-separated kinds, e.g. temperature,fan (devices.kinds)")
+    devices.add_argument("--interval", type=float, help="quick fleet: seconds between readings (devices.interval)")
 
     commands.add_parser("ingest", help="turn device payloads into canonical facts")
 
@@ -66,29 +68,42 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"choreo {args.command}: {exc.message}", file=sys.stderr)
         return EXIT_CONFIG
-    return COMMANDS[args.command](args, settings)
+    try:
+        return COMMANDS[args.command](args, settings)
+    except ConfigError as exc:
+        print(f"choreo {args.command}: {exc.message}", file=sys.stderr)
+        return EXIT_CONFIG
 
 
 def _settings_with_flags(args: argparse.Namespace) -> Settings:
     """Settings from the environment and choreo.toml, with command-line flags taking precedence."""
     env = dict(os.environ)
     if args.command == "devices":
-        for key in ("count", "interval"):
+        for key in ("count", "kinds", "interval"):
             if (value := getattr(args, key)) is not None:
                 env[f"CHOREO_DEVICES_{key.upper()}"] = str(value)
+                env.pop("CHOREO_FLEET_FILE", None)  # quick flags ask for the quick fleet
+        if args.fleet:
+            env["CHOREO_FLEET_FILE"] = args.fleet
     return load_settings(env)
 
 
 def cmd_devices(args: argparse.Namespace, settings: Settings) -> int:
-    from devices.fleet import run_fleet
+    from devices.fleet import FleetRunner
 
-    return serve("devices", lambda stop: run_fleet(settings, stop))
+    from .settings import load_fleet
+
+    runner = FleetRunner(load_fleet(settings), settings)  # validates the fleet before any connection
+    return serve("devices", runner.run)
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from .fleet import Registry
     from .ingest.service import IngestService
+    from .settings import load_fleet
 
-    return _serve_consumer(settings, IngestService.spec, IngestService)
+    registry = Registry(load_fleet(settings) if settings.fleet.file else None)
+    return _serve_consumer(settings, IngestService.spec, lambda transport: IngestService(transport, registry))
 
 
 def cmd_reactor(args: argparse.Namespace, settings: Settings) -> int:

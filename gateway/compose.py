@@ -13,7 +13,7 @@ from .credentials import Credentials, write_private
 COMPOSE_DIR = Path(".choreo/compose")
 INFLUX_ORG = "choreo"
 INFLUX_BUCKET = "choreo"
-SERVICES = ("ingest", "threshold", "sink", "monitor")
+SERVICES = ("ingest", "threshold", "climate", "sink", "monitor")
 
 
 def write_compose_secrets(directory: Path, device_ids: list[str]) -> list[Path]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .topics import validate_id
 
-SERVICE_ACCOUNTS = ("admin", "monitor", "ingest", "threshold", "sink")
+SERVICE_ACCOUNTS = ("admin", "monitor", "ingest", "threshold", "climate", "sink")
 MOSQUITTO_ITERATIONS = 101
 
 
@@ -62,8 +62,13 @@ class Credentials:
     @classmethod
     def load_or_create(cls, path: Path) -> "Credentials":
         if path.exists():
-            return cls(**json.loads(path.read_text()))
-        credentials = cls.generate()
+            stored = cls(**json.loads(path.read_text()))
+            missing = set(SERVICE_ACCOUNTS) - set(stored.mqtt)
+            if not missing:
+                return stored
+            credentials = cls(**{**stored.__dict__, "mqtt": {**cls.generate().mqtt, **stored.mqtt}})
+        else:
+            credentials = cls.generate()
         write_private(path, json.dumps(credentials.__dict__))
         return credentials
 

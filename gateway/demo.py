@@ -20,27 +20,27 @@ from pathlib import Path
 from .events import decode_event
 from .errors import ChoreoError, InvalidInput
 from .history import summarize
-from .localstack import LocalStack
+from .localstack import REPO, LocalStack
 from .service import EXIT_FAILED, EXIT_OK
-from .settings import load_settings
+from .settings import load_fleet, load_settings
 from .sink.influx_v1 import InfluxV1
 from .sink.schema import EVENTS
 from .transport import ClientConfig, MqttTransport
 
-# Local defaults that make the choreography visible within seconds: three sensors on a
-# 30 s cycle between 20 and 30 Cel, and an alert after 2 s above 28 Cel.
+# Local defaults that make the choreography visible within seconds: the sample fleet
+# (a 60 s simulated day; the lab swings between 20 and 30 Cel) and an alert after
+# 2 s above 28 Cel, which the climate reactor answers by switching the lab's fan on.
 DEMO_SETTINGS = {
-    "CHOREO_DEVICES_COUNT": "3",
-    "CHOREO_DEVICES_BASE_TEMPERATURE": "25",
-    "CHOREO_DEVICES_SWING": "5",
-    "CHOREO_DEVICES_PERIOD": "30",
+    "CHOREO_FLEET_FILE": str(REPO / "devices" / "fleets" / "demo.toml"),
     "CHOREO_THRESHOLD_HIGH": "28",
     "CHOREO_THRESHOLD_HYSTERESIS": "1",
     "CHOREO_THRESHOLD_MIN_DURATION": "2",
 }
-CONSUMERS = (("sink", ["sink"]), ("threshold", ["reactor", "threshold"]), ("ingest", ["ingest"]))
+CONSUMERS = (("sink", ["sink"]), ("climate", ["reactor", "climate"]), ("threshold", ["reactor", "threshold"]),
+             ("ingest", ["ingest"]))
 READY_TIMEOUT = 30.0
-COLOURS = {"alert.raised.v1": "\033[1;31m", "alert.cleared.v1": "\033[32m", "event.rejected.v1": "\033[33m"}
+COLOURS = {"alert.raised.v1": "\033[1;31m", "alert.cleared.v1": "\033[32m", "event.rejected.v1": "\033[33m",
+           "actuation.requested.v1": "\033[36m", "actuator.changed.v1": "\033[1;36m"}
 
 
 class Demo:
@@ -48,7 +48,7 @@ class Demo:
         self.state_dir = state_dir
         self.duration = duration
         self.settings = load_settings({**os.environ, **DEMO_SETTINGS})
-        self.device_ids = [f"{self.settings.devices.prefix}-{n + 1}" for n in range(self.settings.devices.count)]
+        self.device_ids = [spec.id for spec in load_fleet(self.settings).devices()]
         self.processes: dict[str, subprocess.Popen] = {}
         self.seen: Counter[str] = Counter()
         self.colour = sys.stdout.isatty()
@@ -125,14 +125,14 @@ class Demo:
             print(f"(undecodable event on {topic}: {exc.message})")
             return
         self.seen[event.type] += 1
-        line = f"{event.time:%H:%M:%S.%f}"[:-3] + f"  {event.type:<18} {event.subject:<10} "
+        line = f"{event.time:%H:%M:%S.%f}"[:-3] + f"  {event.type:<22} {event.subject:<20} "
         line += summarize(event.type, event.data.model_dump(mode="json"))
         if self.colour and event.type in COLOURS:
             line = f"{COLOURS[event.type]}{line}\033[0m"
         print(line, flush=True)
 
     def _stop_services(self) -> None:
-        for name in ("devices", "ingest", "threshold", "sink"):  # sources first, the sink last
+        for name in ("devices", "ingest", "threshold", "climate", "sink"):  # sources first, the sink last
             process = self.processes.get(name)
             if process is None or process.poll() is not None:
                 continue

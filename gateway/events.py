@@ -82,7 +82,14 @@ class Measurement(BaseModel):
         return unit
 
 
-class ReadingV1(EventData):
+class Located(EventData):
+    """Where the subject is, when the fleet registry knows it."""
+
+    site: Identifier | None = None
+    room: Identifier | None = None
+
+
+class ReadingV1(Located):
     event_type: ClassVar[str] = "reading.v1"
     measurements: list[Measurement] = Field(min_length=1, max_length=32)
 
@@ -90,7 +97,7 @@ class ReadingV1(EventData):
         return next((m for m in self.measurements if m.name == name), None)
 
 
-class AlertRaisedV1(EventData):
+class AlertRaisedV1(Located):
     event_type: ClassVar[str] = "alert.raised.v1"
     alert: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
     metric: MetricName
@@ -100,13 +107,43 @@ class AlertRaisedV1(EventData):
     above_seconds: float = Field(ge=0)
 
 
-class AlertClearedV1(EventData):
+class AlertClearedV1(Located):
     event_type: ClassVar[str] = "alert.cleared.v1"
     alert: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
     metric: MetricName
     value: float
     limit: float
     unit: str
+
+
+SwitchState = Literal["on", "off"]
+Position = Annotated[float, Field(ge=0, le=100)]
+
+
+class _ActuatorState(EventData):
+    """A relay's `state`, a valve's `position` (percent open), or both."""
+
+    state: SwitchState | None = None
+    position: Position | None = None
+
+    @model_validator(mode="after")
+    def _something_to_set(self) -> "_ActuatorState":
+        if self.state is None and self.position is None:
+            raise ValueError("needs a state or a position")
+        return self
+
+
+class ActuationRequestedV1(_ActuatorState):
+    """A reactor's decision that the subject (an actuator) should be in this state; the actuator decides."""
+
+    event_type: ClassVar[str] = "actuation.requested.v1"
+    reason: str = Field(max_length=256)
+
+
+class ActuatorChangedV1(_ActuatorState, Located):
+    """An actuator reported a new state; caused by the request it answered, if any."""
+
+    event_type: ClassVar[str] = "actuator.changed.v1"
 
 
 class DeviceOnlineV1(EventData):
@@ -133,7 +170,8 @@ class EventRejectedV1(EventData):
 
 EVENT_TYPES: dict[str, type[EventData]] = {
     model.event_type: model
-    for model in (ReadingV1, AlertRaisedV1, AlertClearedV1, DeviceOnlineV1, DeviceOfflineV1, EventRejectedV1)
+    for model in (ReadingV1, AlertRaisedV1, AlertClearedV1, ActuationRequestedV1, ActuatorChangedV1,
+                  DeviceOnlineV1, DeviceOfflineV1, EventRejectedV1)
 }
 
 
@@ -183,9 +221,17 @@ def new_event(
     time: datetime | None = None,
     sequence: int | None = None,
     cause: Event | None = None,
+    caused_by: tuple[str, str] | None = None,
 ) -> Event:
-    """Build an event; a caused event inherits the correlation id and names its cause."""
+    """Build an event; a caused event inherits the correlation id and names its cause.
+
+    `caused_by` is (causation id, correlation id) for a cause known only by its ids,
+    such as the request an actuator reports having answered.
+    """
     event_id = new_event_id()
+    if cause is not None:
+        caused_by = (cause.id, cause.correlationid)
+    causationid, correlationid = caused_by or (None, event_id)
     return Event(
         id=event_id,
         source=source,
@@ -193,8 +239,8 @@ def new_event(
         subject=subject,
         time=time or utc_now(),
         sequence=sequence,
-        correlationid=cause.correlationid if cause else event_id,
-        causationid=cause.id if cause else None,
+        correlationid=correlationid,
+        causationid=causationid,
         data=data,
     )
 

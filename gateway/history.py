@@ -82,6 +82,9 @@ def summarize(event_type: str, data: dict) -> str:
         return f"{data['alert']}: {data['value']:g} {data['unit']} > {data['limit']:g} for {data['above_seconds']:.0f}s"
     if event_type == "alert.cleared.v1":
         return f"{data['alert']}: {data['value']:g} {data['unit']} < {data['limit']:g}"
+    if event_type in ("actuation.requested.v1", "actuator.changed.v1"):
+        state = " ".join(f"{key}={data[key]}" for key in ("state", "position") if data.get(key) is not None)
+        return f"{state} ({data['reason']})" if "reason" in data else state
     if event_type == "event.rejected.v1":
         return f"{data['rejected_by']}: {data['reason']}"
     return json.dumps(data, separators=(",", ":"))[:80]

@@ -9,9 +9,9 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from .errors import ConfigError
 from .topics import ID_PATTERN
@@ -55,23 +55,36 @@ class ThresholdSettings(_Section):
     min_duration: float = Field(default=3.0, ge=0, description="seconds above the limit before raising")
 
 
+def _comma_separated(value: Any) -> Any:
+    return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
+
+
 class DeviceSettings(_Section):
+    """The simulated fleet when no fleet file is given: `count` devices of each of `kinds`."""
+
     count: int = Field(default=3, ge=1, le=100_000)
-    prefix: str = Field(default="temp", pattern=rf"^{ID_PATTERN.pattern}$")
+    kinds: Annotated[list[str], BeforeValidator(_comma_separated)] = ["temperature"]
     interval: float = Field(default=1.0, gt=0)
-    jitter: float = Field(default=0.1, ge=0, le=1, description="fraction of the interval")
     seed: int = 1
     secret: SecretStr | None = Field(default=None, description="derives each device's broker password")
-    base_temperature: float = 22.0
-    swing: float = Field(default=4.0, ge=0, description="amplitude of the temperature cycle, Cel")
-    period: float = Field(default=60.0, gt=0, description="seconds per simulated temperature cycle")
+
+
+class FleetSettings(_Section):
+    file: str | None = Field(default=None, description="fleet description (TOML): sites, rooms, devices")
+
+
+class ClimateSettings(_Section):
+    alert: str = Field(default="temperature.high", pattern=r"^[a-z][a-z0-9_.-]{0,63}$")
+    actuators: Annotated[list[str], BeforeValidator(_comma_separated)] = ["fan"]
 
 
 class Settings(_Section):
     mqtt: MqttSettings = MqttSettings()
     influx: InfluxSettings = InfluxSettings()
     threshold: ThresholdSettings = ThresholdSettings()
+    climate: ClimateSettings = ClimateSettings()
     devices: DeviceSettings = DeviceSettings()
+    fleet: FleetSettings = FleetSettings()
 
     @model_validator(mode="after")
     def _password_needs_username(self) -> "Settings":
@@ -140,3 +153,13 @@ def _describe_one(error: dict[str, Any], sources: dict[tuple[str, str], str]) ->
     if isinstance(error["input"], (str, int, float)) and not secret:
         message += f" (got {error['input']!r})"
     return f"{where}: {message}"
+
+
+def load_fleet(settings: Settings) -> "Fleet":
+    """The fleet file if one is set, else the quick fleet of the [devices] settings."""
+    from .fleet import Fleet
+
+    if settings.fleet.file:
+        return Fleet.load(settings.fleet.file)
+    devices = settings.devices
+    return Fleet.quick(devices.count, devices.kinds, devices.interval, devices.seed)

@@ -35,12 +35,14 @@ class ThresholdReactor:
             above_seconds = (event.time - state.above_since).total_seconds()
             if not state.raised and above_seconds >= self.settings.min_duration:
                 state.raised = True
-                return [AlertRaisedV1(alert=self.alert, metric=measurement.name, value=measurement.value,
-                                      limit=limit, unit=measurement.unit, above_seconds=above_seconds)]
+                return [AlertRaisedV1(alert=self.alert, metric=measurement.name, value=measurement.value, limit=limit,
+                                      unit=measurement.unit, above_seconds=above_seconds,
+                                      site=event.data.site, room=event.data.room)]
             return []
         state.above_since = None
         if state.raised and measurement.value < limit - self.settings.hysteresis:
             state.raised = False
             return [AlertClearedV1(alert=self.alert, metric=measurement.name, value=measurement.value,
-                                   limit=limit - self.settings.hysteresis, unit=measurement.unit)]
+                                   limit=limit - self.settings.hysteresis, unit=measurement.unit,
+                                   site=event.data.site, room=event.data.room)]
         return []

@@ -11,7 +11,25 @@ import pytest
 
 from gateway.localstack import LocalStack
 
-TEST_DEVICES = [f"temp-{n}" for n in range(1, 4)] + ["dev-a", "dev-b", "bad-1"]
+TEST_DEVICES = ["lab-temperature-1", "lab-temperature-2", "lab-fan-1", "dev-a", "dev-b", "bad-1"]
+TEST_FLEET = """
+seed = 3
+interval = 0.2
+day_length = 8
+[[sites]]
+id = "hq"
+[[sites.rooms]]
+id = "lab"
+devices = [{ kind = "temperature", count = 2, base = 25, swing = 5 }, { kind = "fan" }]
+"""
+
+
+@pytest.fixture
+def fleet_file(tmp_path: Path) -> Path:
+    """A small fleet whose lab warms past 28 Cel within seconds; its device ids are in TEST_DEVICES."""
+    path = tmp_path / "fleet.toml"
+    path.write_text(TEST_FLEET)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ def test_every_referenced_file_exists_or_is_written_by_choreo_secrets(tmp_path):
 def test_every_service_command_is_a_real_choreo_command():
     parser = build_parser()
     commands = {name: s["command"] for name, s in COMPOSE["services"].items() if s.get("image", "").startswith("choreo")}
-    assert set(commands) == {"sink", "threshold", "ingest", "devices"}
+    assert set(commands) == {"sink", "threshold", "climate", "ingest", "devices"}
     for name, command in commands.items():
         parser.parse_args(command)  # exits (fails the test) on an unknown command or option
 

@@ -6,6 +6,8 @@ import pytest
 from gateway.errors import InvalidInput
 from gateway.events import (
     EVENT_TYPES,
+    ActuationRequestedV1,
+    ActuatorChangedV1,
     AlertClearedV1,
     AlertRaisedV1,
     DeviceOfflineV1,
@@ -24,6 +26,8 @@ SAMPLES = [
     READING,
     AlertRaisedV1(alert="temperature.high", metric="temperature", value=29.0, limit=28.0, unit="Cel", above_seconds=3),
     AlertClearedV1(alert="temperature.high", metric="temperature", value=26.0, limit=27.0, unit="Cel"),
+    ActuationRequestedV1(state="on", reason="temperature.high in lab"),
+    ActuatorChangedV1(position=40, room="lab"),
     DeviceOnlineV1(),
     DeviceOfflineV1(),
     EventRejectedV1(reason="bad", rejected_by="gateway/ingest", topic="devices/x/telemetry", excerpt="{"),
@@ -63,6 +67,22 @@ def test_caused_event_inherits_correlation_and_names_its_cause():
     follow_up = new_event(SAMPLES[2], source="reactor/threshold", subject="temp-1", cause=alert)
     assert alert.causationid == root.id and alert.correlationid == root.id
     assert follow_up.causationid == alert.id and follow_up.correlationid == root.id
+
+
+def test_a_cause_known_only_by_ids_links_the_same_way():
+    root = new_event(READING, source="device/temp-1", subject="temp-1")
+    changed = new_event(ActuatorChangedV1(state="on"), source="device/fan-1", subject="fan-1",
+                        caused_by=("01M80GFHQYDP8WG3Q83GJFZCKY", root.id))
+    assert (changed.causationid, changed.correlationid) == ("01M80GFHQYDP8WG3Q83GJFZCKY", root.id)
+
+
+def test_actuator_states_need_something_to_set_and_positions_are_percentages():
+    with pytest.raises(ValueError, match="needs a state or a position"):
+        ActuatorChangedV1()
+    with pytest.raises(ValueError):
+        ActuationRequestedV1(position=101, reason="x")
+    with pytest.raises(ValueError):
+        ActuationRequestedV1(state="half", reason="x")
 
 
 def test_ids_are_unique_and_sortable_by_time():

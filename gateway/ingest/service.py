@@ -1,6 +1,7 @@
 """The ingest service: device topics in, canonical facts out.
 
-Telemetry becomes `reading.v1`, status becomes `device.online.v1` / `device.offline.v1`,
+Telemetry becomes `reading.v1` (sensors) or `actuator.changed.v1` (actuators), placed
+in its site and room when the fleet registry knows the device; status becomes `device.online.v1` / `device.offline.v1`,
 and anything invalid becomes `event.rejected.v1` naming the reason. A delivery is
 acknowledged only after the broker has acknowledged the facts made from it.
 """
@@ -11,8 +12,10 @@ import logging
 from collections import Counter
 
 from ..errors import InvalidInput
+from ..fleet import Registry
 from ..manifest import ServiceSpec
 from ..events import (
+    ActuatorChangedV1,
     DeviceOfflineV1,
     DeviceOnlineV1,
     Event,
@@ -36,7 +39,8 @@ STATUS_FACTS: dict[bytes, type[EventData]] = {b"online": DeviceOnlineV1, b"offli
 class Ingest:
     """Turns one device message into the facts it stands for (no I/O)."""
 
-    def __init__(self) -> None:
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry or Registry(None)
         self.counts: Counter[str] = Counter()
         self._sequence = 0
 
@@ -48,18 +52,21 @@ class Ingest:
                 if message.retain:
                     self.counts["ignored_retained"] += 1
                     return []
-                return [self._reading(device_id, message.payload)]
+                return [self._telemetry(device_id, message.payload)]
             return self._status(device_id, message.payload)
         except InvalidInput as exc:
             self.counts["rejected"] += 1
             return [self._rejected(message, exc.message)]
 
-    def _reading(self, device_id: str, payload: bytes) -> Event:
+    def _telemetry(self, device_id: str, payload: bytes) -> Event:
         decoded = simjson.decode(payload, utc_now())
-        self.counts["readings"] += 1
-        return new_event(
-            decoded.data, source=f"device/{device_id}", subject=device_id, time=decoded.time, sequence=decoded.sequence
-        )
+        self.counts[decoded.data.event_type] += 1
+        data = decoded.data
+        location = self.registry.location(device_id)
+        if location is not None:
+            data = data.model_copy(update={"site": location[0], "room": location[1]})
+        return new_event(data, source=f"device/{device_id}", subject=device_id, time=decoded.time,
+                         sequence=decoded.sequence, caused_by=decoded.caused_by)
 
     def _status(self, device_id: str, payload: bytes) -> list[Event]:
         if not payload:
@@ -93,7 +100,8 @@ SPEC = ServiceSpec(
     name="ingest",
     reads=(TELEMETRY_FILTER, STATUS_FILTER),
     consumes=(),
-    emits=(ReadingV1.event_type, DeviceOnlineV1.event_type, DeviceOfflineV1.event_type, EventRejectedV1.event_type),
+    emits=(ReadingV1.event_type, ActuatorChangedV1.event_type, DeviceOnlineV1.event_type,
+           DeviceOfflineV1.event_type, EventRejectedV1.event_type),
 )
 
 
@@ -102,9 +110,9 @@ class IngestService:
 
     spec = SPEC
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, registry: Registry | None = None) -> None:
         self.transport = transport
-        self.ingest = Ingest()
+        self.ingest = Ingest(registry)
         self.counts = self.ingest.counts
 
     async def run(self, stop: asyncio.Event) -> None:

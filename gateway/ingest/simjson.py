@@ -1,9 +1,14 @@
 """The flat JSON that the project's simulated devices publish on `devices/{id}/telemetry`.
 
-    {"seq": 42, "ts": "2026-11-22T10:00:00.123Z", "temperature": 21.5, "battery": 97}
+Sensors report metrics, actuators report their state:
 
-`seq` is the device's message counter; `ts` (RFC 3339, optional) is the device clock;
-every other key is a metric from FIELD_UNITS. Anything else is rejected with a reason.
+    {"seq": 42, "ts": "2026-11-22T10:00:00.123Z", "temperature": 21.5, "battery": 97}
+    {"seq": 7, "ts": "2026-11-22T10:00:01.000Z", "state": "on", "request": "01M8...", "correlation": "01M8..."}
+
+`seq` is the device's message counter; `ts` (RFC 3339, optional) is the device clock.
+A sensor's other keys are metrics from FIELD_UNITS. An actuator reports `state`
+(on/off) and/or `position` (percent open), and names the `request` it answered and
+that request's `correlation`, if any. Anything else is rejected with a reason.
 """
 from __future__ import annotations
 
@@ -13,7 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from ..errors import InvalidInput
-from ..events import Measurement, ReadingV1
+from pydantic import ValidationError
+
+from ..events import ActuatorChangedV1, EventData, Measurement, ReadingV1, describe_validation_error
+from ..topics import ID_PATTERN
 
 MAX_PAYLOAD = 16 * 1024
 MAX_CLOCK_AHEAD = timedelta(minutes=5)
@@ -29,27 +37,57 @@ FIELD_UNITS: dict[str, str] = {
     "battery": "%EL",
     "illuminance": "lx",
     "pressure": "Pa",
+    "motion": "/",  # 1 while the PIR sees movement, else 0
+    "door_open": "/",  # 1 open, 0 closed
 }
+ACTUATOR_KEYS = ("state", "position")
+CAUSE_KEYS = ("request", "correlation")
 
 
 @dataclass(frozen=True, slots=True)
-class DecodedReading:
-    data: ReadingV1
+class DecodedTelemetry:
+    data: EventData  # ReadingV1 or ActuatorChangedV1, without location
     sequence: int
     time: datetime | None
+    caused_by: tuple[str, str] | None = None  # (request id, its correlation id)
 
 
-def decode(payload: bytes, now: datetime) -> DecodedReading:
+def decode(payload: bytes, now: datetime) -> DecodedTelemetry:
     """Validate one telemetry payload; InvalidInput's message is the rejection reason."""
     document = _parse(payload)
     sequence = document.pop("seq", None)
     if type(sequence) is not int or sequence < 0:
         raise InvalidInput(f"field 'seq' must be a non-negative integer, got {sequence!r}"[:200])
     time = _parse_time(document.pop("ts", None), now)
+    if any(key in document for key in ACTUATOR_KEYS):
+        return _actuator_report(document, sequence, time)
     measurements = [_measurement(name, value) for name, value in document.items()]
     if not measurements:
         raise InvalidInput(f"no measurements: expected one of {', '.join(FIELD_UNITS)}")
-    return DecodedReading(ReadingV1(measurements=measurements), sequence, time)
+    return DecodedTelemetry(ReadingV1(measurements=measurements), sequence, time)
+
+
+def _actuator_report(document: dict, sequence: int, time: datetime | None) -> DecodedTelemetry:
+    cause = {key: document.pop(key) for key in CAUSE_KEYS if key in document}
+    unknown = set(document) - set(ACTUATOR_KEYS)
+    if unknown:
+        raise InvalidInput(f"unknown field {sorted(unknown)[0][:64]!r} in an actuator report; known: seq, ts, state, position, request, correlation")
+    try:
+        data = ActuatorChangedV1.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidInput(f"actuator report: {describe_validation_error(exc)}") from None
+    return DecodedTelemetry(data, sequence, time, _caused_by(cause))
+
+
+def _caused_by(cause: dict) -> tuple[str, str] | None:
+    if not cause:
+        return None
+    if set(cause) != set(CAUSE_KEYS):
+        raise InvalidInput("fields 'request' and 'correlation' come together or not at all")
+    for key, value in cause.items():
+        if not isinstance(value, str) or not 10 <= len(value) <= 64 or not ID_PATTERN.fullmatch(value):
+            raise InvalidInput(f"field {key!r} must be an event id, got {str(value)[:64]!r}")
+    return cause["request"], cause["correlation"]
 
 
 def _parse(payload: bytes) -> dict:

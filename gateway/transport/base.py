@@ -122,7 +122,8 @@ class ClientConfig:
     session_expiry: int = 3600
     queue_size: int = 10_000  # QoS 0 deliveries held before dropping
     receive_maximum: int = 1000
-    will: Message | None = None
+    will: Message | None = None  # published by the broker if the connection dies without a goodbye
+    birth: Message | None = None  # published by the client on every (re)connect
 
     @classmethod
     def from_settings(cls, mqtt: MqttSettings, default_client_id: str, **overrides: object) -> "ClientConfig":
@@ -146,6 +147,9 @@ class Transport(Protocol):
 
     stats: TransportStats
 
+    @property
+    def is_connected(self) -> bool: ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(self, *exc_info: object) -> None: ...
@@ -161,3 +165,6 @@ class Transport(Protocol):
 
     async def flush(self, timeout: float) -> bool:
         """Wait until every publish so far is acknowledged; False if `timeout` passed first."""
+
+    def drop_connection(self, offline_for: float) -> None:
+        """Cut the connection without a goodbye (the broker sends the will); reconnect after `offline_for` s."""

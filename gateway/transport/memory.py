@@ -52,9 +52,18 @@ class MemoryTransport:
         self._inbound = InboundQueue(config.queue_size, self.stats)
         self._filters: dict[str, int] = {}
 
+    @property
+    def is_connected(self) -> bool:
+        return self in self.broker.clients
+
     async def __aenter__(self) -> Self:
-        self.broker.connect(self)
+        self._connect()
         return self
+
+    def _connect(self) -> None:
+        self.broker.connect(self)
+        if self.config.birth is not None:
+            self.publish(self.config.birth)
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.broker.disconnect(self, clean=True)
@@ -62,6 +71,11 @@ class MemoryTransport:
     def crash(self) -> None:
         """Vanish without a clean disconnect, so the broker publishes the last will."""
         self.broker.disconnect(self, clean=False)
+
+    def drop_connection(self, offline_for: float) -> None:
+        self.crash()
+        self.stats.reconnects += 1
+        asyncio.get_running_loop().call_later(offline_for, self._connect)
 
     def granted_qos(self, topic: str) -> int | None:
         granted = [qos for topic_filter, qos in self._filters.items() if matches(topic_filter, topic)]

@@ -73,6 +73,7 @@ class MqttTransport:
         self._closing = False
         self._ever_connected = False
         self._awaiting_ack = 0
+        self._planned_outage: float | None = None
         self._client = self._make_client()
 
     def _make_client(self) -> gmqtt.Client:
@@ -153,12 +154,17 @@ class MqttTransport:
         orphans, self._store.orphans = self._store.orphans, []
         self._backlog.extendleft(reversed(orphans))
         self._send_backlog()
+        if self.config.birth is not None:
+            self.publish(self.config.birth)
 
     def _on_disconnect(self, client: gmqtt.Client, packet: Any, exc: Any = None) -> None:
         self._connected.clear()
         if self._closing:
             return
         self.stats.reconnects += 1
+        if self._planned_outage is not None:
+            client.reconnect_delay, self._planned_outage = self._planned_outage, None
+            return
         client.reconnect_delay = min(max(client.reconnect_delay, INITIAL_BACKOFF) * 2, MAX_BACKOFF)
         log.warning("lost the broker connection; reconnecting in %.1fs", client.reconnect_delay)
 
@@ -177,6 +183,15 @@ class MqttTransport:
         finally:
             self._awaiting_ack -= 1
         return SUCCESS
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected.is_set()
+
+    def drop_connection(self, offline_for: float) -> None:
+        # The reconnect gmqtt schedules reads its delay only when it runs, after _on_disconnect.
+        self._planned_outage = offline_for
+        self._client._connection._transport.abort()
 
     async def subscribe(self, *filters: str, qos: int = 1) -> None:
         for topic_filter in filters:

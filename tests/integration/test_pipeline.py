@@ -18,26 +18,23 @@ from tests.helpers import MqttObserver, influx_query, wait_for
 
 pytestmark = pytest.mark.integration
 
-FAST_FLEET = {
-    "CHOREO_DEVICES_COUNT": "2",
-    "CHOREO_DEVICES_INTERVAL": "0.2",
-    "CHOREO_DEVICES_BASE_TEMPERATURE": "25",
-    "CHOREO_DEVICES_SWING": "5",
-    "CHOREO_DEVICES_PERIOD": "8",
+FAST = {
     "CHOREO_THRESHOLD_HIGH": "28",
     "CHOREO_THRESHOLD_MIN_DURATION": "0.5",
     "CHOREO_INFLUX_FLUSH_INTERVAL": "0.2",
 }
+CONSUMERS = (("sink", ["sink"]), ("climate", ["reactor", "climate"]), ("threshold", ["reactor", "threshold"]),
+             ("ingest", ["ingest"]))
 
 
 def query(stack, statement: str) -> list[dict]:
     return influx_query(stack.influxdb.url, "admin", stack.credentials.influx_admin_password, statement)
 
 
-def start_consumers(stack, services, observer: MqttObserver) -> None:
-    """Start sink, reactor and ingest, each once the previous announced itself online."""
-    for name, command in (("sink", ["sink"]), ("threshold", ["reactor", "threshold"]), ("ingest", ["ingest"])):
-        services.start(name, command, {**stack.env(name), **FAST_FLEET})
+def start_consumers(stack, services, observer: MqttObserver, settings: dict) -> None:
+    """Start sink, reactors and ingest, each once the previous announced itself online."""
+    for name, command in CONSUMERS:
+        services.start(name, command, {**stack.env(name), **settings})
 
         def online(name=name):
             return any(json.loads(m.payload)["status"] == "online" for m in observer.on(f"choreo/services/{name}"))
@@ -45,14 +42,15 @@ def start_consumers(stack, services, observer: MqttObserver) -> None:
         wait_for(online, 30, f"{name} to come online (log: {services.log_dir / (name + '.log')})")
 
 
-def test_reading_to_alert_to_influxdb_with_rejections_and_history(fresh_stack, services):
+def test_reading_to_alert_to_influxdb_with_rejections_and_history(fresh_stack, services, fleet_file):
     stack = fresh_stack
+    settings = {**FAST, "CHOREO_FLEET_FILE": str(fleet_file)}
     monitor = ("monitor", stack.credentials.mqtt["monitor"])
     with MqttObserver(stack.broker.port, *monitor, client_id="pipeline-observer") as observer:
         observer.subscribe("choreo/services/+")
         observer.subscribe("events/#")
-        start_consumers(stack, services, observer)
-        devices = services.start("devices", ["devices"], {**stack.env("devices"), **FAST_FLEET})
+        start_consumers(stack, services, observer, settings)
+        devices = services.start("devices", ["devices"], {**stack.env("devices"), **settings})
 
         # An alert whose cause is a stored reading.
         def alert_caused_by_stored_reading():
@@ -65,6 +63,21 @@ def test_reading_to_alert_to_influxdb_with_rejections_and_history(fresh_stack, s
         alert = wait_for(alert_caused_by_stored_reading, 60, "an alert.raised.v1 caused by a stored reading.v1")
         assert alert["source"] == "reactor/threshold"
         assert json.loads(alert["data"])["limit"] == 28.0
+        assert json.loads(alert["data"])["room"] == "lab"
+
+        # The actuation loop closes: alert -> actuation.requested -> actuator.changed, one correlation.
+        def fan_switched_on():
+            rows = query(stack, "SELECT * FROM events WHERE type = 'actuator.changed.v1' AND subject = 'lab-fan-1'")
+            return [r for r in rows if json.loads(r["data"]).get("state") == "on" and r.get("causationid")]
+
+        [changed] = wait_for(fan_switched_on, 60, "lab-fan-1 reporting state on")
+        [request] = query(stack, f"SELECT * FROM events WHERE id = '{changed['causationid']}'")
+        assert request["type"] == "actuation.requested.v1" and request["source"] == "reactor/climate"
+        [cause] = query(stack, f"SELECT * FROM events WHERE id = '{request['causationid']}'")
+        assert cause["type"] == "alert.raised.v1"
+        [reading] = query(stack, f"SELECT * FROM events WHERE id = '{cause['causationid']}'")
+        assert reading["type"] == "reading.v1"
+        assert changed["correlationid"] == request["correlationid"] == cause["correlationid"] == reading["id"]
 
         # A malformed payload from a real device account becomes a stored rejection naming the reason.
         bad_password = device_password(stack.credentials.fleet_secret, "bad-1")
@@ -83,18 +96,18 @@ def test_reading_to_alert_to_influxdb_with_rejections_and_history(fresh_stack, s
 
         # `choreo history` prints one device's stored events as JSON.
         history = subprocess.run(
-            [sys.executable, "-m", "gateway.cli", "history", "--subject", "temp-1", "--format", "json"],
+            [sys.executable, "-m", "gateway.cli", "history", "--subject", "lab-temperature-1", "--format", "json"],
             env={**os.environ, **stack.env("monitor")}, capture_output=True, text=True, timeout=60,
         )
         assert history.returncode == 0, history.stderr
         events = json.loads(history.stdout)
-        assert events and {e["subject"] for e in events} == {"temp-1"}
+        assert events and {e["subject"] for e in events} == {"lab-temperature-1"}
         assert {"reading.v1", "device.online.v1"} <= {e["type"] for e in events}
 
         # A device process killed without a goodbye leaves its last will: a stored device.offline.v1.
         devices.send_signal(signal.SIGKILL)
         devices.wait()
-        wait_for(lambda: query(stack, "SELECT * FROM events WHERE type = 'device.offline.v1' AND subject = 'temp-2'"),
+        wait_for(lambda: query(stack, "SELECT * FROM events WHERE type = 'device.offline.v1' AND subject = 'lab-fan-1'"),
                  60, "device.offline.v1 from the last will")
 
     # What the broker carried matches what InfluxDB stored for the alert.

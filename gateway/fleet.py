@@ -1,0 +1,171 @@
+"""The fleet description: sites, rooms and the devices in them, from a TOML file.
+
+The simulators build their devices from it; ingest uses it as the registry that
+places a device in its site and room; the climate reactor finds a room's
+actuators in it. One file, validated at start, with a clear error naming the
+offending entry.
+
+    seed = 7
+    interval = 1.0
+    [faults]
+    duplicate = 0.01
+    [[sites]]
+    id = "hq"
+    [[sites.rooms]]
+    id = "lab"
+    devices = [{ kind = "temperature", count = 2, base = 24 }, { kind = "fan" }]
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+from .topics import ID_PATTERN
+
+DEVICE_KINDS = ("temperature", "co2", "motion", "door", "power", "fan", "heater", "valve")
+ACTUATOR_KINDS = ("fan", "heater", "valve")
+Id = Annotated[str, Field(pattern=rf"^{ID_PATTERN.pattern}$")]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class Faults(BaseModel):
+    """Fault modes; probabilities per message unless noted. All off by default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    dropout: Probability = 0.0  # vanish without a clean close (the broker sends the last will) ...
+    dropout_seconds: float = Field(default=5.0, gt=0)  # ... and come back after this long
+    duplicate: Probability = 0.0  # publish the same message (same seq) twice
+    out_of_order: Probability = 0.0  # hold a message back and send it after the next one
+    malformed: Probability = 0.0  # publish a payload that is not valid telemetry
+    clock_skew: Probability = 0.0  # per device, at start: its clock is off by clock_skew_seconds
+    clock_skew_seconds: float = 600.0
+    stuck: Probability = 0.0  # per device, at start: the sensor repeats its first value
+
+
+class DeviceGroup(BaseModel):
+    """`count` devices of one kind; further keys are the kind's simulation parameters."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: str
+    count: int = Field(default=1, ge=1, le=100_000)
+    interval: float | None = Field(default=None, gt=0)
+    faults: Faults | None = None
+
+    @model_validator(mode="after")
+    def _known_kind(self) -> "DeviceGroup":
+        if self.kind not in DEVICE_KINDS:
+            raise ValueError(f"unknown device kind {self.kind!r}; known: {', '.join(DEVICE_KINDS)}")
+        return self
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Room(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: Id
+    devices: list[DeviceGroup] = []
+
+
+class Site(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: Id
+    rooms: list[Room] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """One device of the fleet, with everything resolved."""
+
+    id: str
+    kind: str
+    site: str
+    room: str
+    interval: float
+    faults: Faults
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+class Fleet(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    seed: int = 1
+    interval: float = Field(default=1.0, gt=0)
+    jitter: float = Field(default=0.1, ge=0, le=1)
+    day_length: float = Field(default=86_400.0, gt=0, description="seconds per simulated day")
+    faults: Faults = Faults()
+    sites: list[Site] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_device_ids(self) -> "Fleet":
+        seen: set[str] = set()
+        for spec in self.devices():
+            if not ID_PATTERN.fullmatch(spec.id):
+                raise ValueError(f"device id {spec.id!r} would be invalid: shorten the room id")
+            if spec.id in seen:
+                raise ValueError(f"device id {spec.id!r} occurs twice: room ids must be unique across sites")
+            seen.add(spec.id)
+        return self
+
+    def devices(self) -> list[DeviceSpec]:
+        """Every device; ids are `{room}-{kind}-{n}`, numbered per room and kind."""
+        specs = []
+        for site in self.sites:
+            for room in site.rooms:
+                numbers: dict[str, int] = {}
+                for group in room.devices:
+                    for _ in range(group.count):
+                        numbers[group.kind] = numbers.get(group.kind, 0) + 1
+                        specs.append(DeviceSpec(
+                            id=f"{room.id}-{group.kind}-{numbers[group.kind]}", kind=group.kind, site=site.id,
+                            room=room.id, interval=group.interval or self.interval,
+                            faults=group.faults or self.faults, params=group.params,
+                        ))
+        return specs
+
+    @classmethod
+    def quick(cls, count: int, kinds: list[str], interval: float, seed: int = 1) -> "Fleet":
+        """One site, one room, `count` devices of each kind: what `choreo devices --count` runs."""
+        groups = [{"kind": kind, "count": count} for kind in kinds]
+        return cls._validated({"seed": seed, "interval": interval,
+                               "sites": [{"id": "local", "rooms": [{"id": "room1", "devices": groups}]}]}, "options")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Fleet":
+        file = Path(path)
+        try:
+            document = tomllib.loads(file.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"fleet file {str(file)!r} does not exist") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"fleet file {file}: not valid TOML: {exc}") from None
+        return cls._validated(document, f"fleet file {file}")
+
+    @classmethod
+    def _validated(cls, document: dict, origin: str) -> "Fleet":
+        try:
+            return cls.model_validate(document)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            message = first["msg"].removeprefix("Value error, ")
+            raise ConfigError(f"{origin}: {where + ': ' if where else ''}{message}") from None
+
+
+class Registry:
+    """Lookups over a fleet: where a device is, and which actuators serve a room."""
+
+    def __init__(self, fleet: Fleet | None) -> None:
+        self._devices = {spec.id: spec for spec in fleet.devices()} if fleet else {}
+
+    def location(self, device_id: str) -> tuple[str, str] | None:
+        spec = self._devices.get(device_id)
+        return (spec.site, spec.room) if spec else None
+
+    def actuators(self, site: str, room: str, kinds: tuple[str, ...]) -> list[str]:
+        return [s.id for s in self._devices.values() if s.site == site and s.room == room and s.kind in kinds]
