@@ -122,17 +122,21 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     from .sink.influx_v1 import InfluxV1
     from .sink.service import Sink
 
-    return _serve_consumer(settings, Sink.spec, lambda transport: Sink(transport, InfluxV1(settings.influx), settings.influx))
+    # A batch is acknowledged as a whole, so the broker must be allowed to send a whole batch.
+    receive_maximum = max(settings.mqtt.receive_maximum, settings.influx.batch_size)
+    return _serve_consumer(settings, Sink.spec, lambda transport: Sink(transport, InfluxV1(settings.influx), settings.influx),
+                           receive_maximum=receive_maximum)
 
 
-def _serve_consumer(settings: Settings, spec: ServiceSpec, build: Callable[[Transport], Consumer]) -> int:
+def _serve_consumer(settings: Settings, spec: ServiceSpec, build: Callable[[Transport], Consumer],
+                    **client_options: object) -> int:
     """Connect as `spec.name`, subscribe, announce the manifest, consume until stopped."""
 
     async def main(stop: asyncio.Event) -> None:
-        config = ClientConfig.from_settings(settings.mqtt, spec.name, will=spec.manifest(online=False))
+        config = ClientConfig.from_settings(settings.mqtt, spec.name, will=spec.manifest(online=False), **client_options)
         async with MqttTransport(config) as transport:
             service = build(transport)
-            await transport.subscribe(*spec.reads)
+            await transport.subscribe(*spec.reads, retained="new")
             transport.publish(spec.manifest(online=True))
             log.info("%s consuming %s", spec.name, ", ".join(spec.reads))
             await service.run(stop)

@@ -5,6 +5,7 @@ here are the single source for validation, storage and documentation.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from datetime import datetime, timezone
@@ -38,7 +39,21 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 def new_event_id() -> str:
     """A ULID: 48-bit millisecond timestamp and 80 random bits, Crockford base32, sortable by time."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    return _ulid(time.time_ns() // 1_000_000, os.urandom(10))
+
+
+def derived_event_id(moment: datetime, key: bytes) -> str:
+    """A ULID whose 80 'random' bits are a hash of `key`: the same input always gets the same id.
+
+    Ingest derives a device message's event id from its topic and payload, so a message
+    the broker or the device delivers twice becomes one fact, not two.
+    """
+    milliseconds = int(moment.timestamp() * 1000)
+    return _ulid(milliseconds, hashlib.blake2b(key, digest_size=10).digest())
+
+
+def _ulid(milliseconds: int, entropy: bytes) -> str:
+    value = milliseconds << 80 | int.from_bytes(entropy, "big")
     chars = []
     for _ in range(26):
         chars.append(_CROCKFORD[value & 31])
@@ -222,13 +237,14 @@ def new_event(
     sequence: int | None = None,
     cause: Event | None = None,
     caused_by: tuple[str, str] | None = None,
+    event_id: str | None = None,
 ) -> Event:
     """Build an event; a caused event inherits the correlation id and names its cause.
 
     `caused_by` is (causation id, correlation id) for a cause known only by its ids,
     such as the request an actuator reports having answered.
     """
-    event_id = new_event_id()
+    event_id = event_id or new_event_id()
     if cause is not None:
         caused_by = (cause.id, cause.correlationid)
     causationid, correlationid = caused_by or (None, event_id)

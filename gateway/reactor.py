@@ -16,7 +16,8 @@ from typing import Protocol
 from .errors import InvalidInput
 from .manifest import ServiceSpec
 from .events import Event, EventData, EventRejectedV1, decode_event, new_event
-from .topics import event_filter, event_topic
+from .topics import event_filter
+from .service import consume, publish_events
 from .transport import Delivery, Message, Transport
 
 log = logging.getLogger(__name__)
@@ -51,14 +52,10 @@ class ReactorRunner:
         self._sequence = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            delivery = await self.transport.receive(timeout=0.5)
-            if delivery is not None:
-                self.process(delivery)
+        await consume(self.transport, stop, self.process)
 
     def process(self, delivery: Delivery) -> None:
-        futures = [self._publish(event) for event in self.outcomes(delivery.message)]
-        delivery.ack_when(futures)
+        delivery.ack_when(publish_events(self.transport, self.outcomes(delivery.message)))
 
     def outcomes(self, message: Message) -> list[Event]:
         """The facts one inbound message leads to: emitted facts, a rejection, or nothing."""
@@ -102,9 +99,6 @@ class ReactorRunner:
         if len(self._seen) > DEDUPE_WINDOW:
             self._seen.popitem(last=False)
         return False
-
-    def _publish(self, event: Event) -> asyncio.Future[None]:
-        return self.transport.publish(Message(event_topic(event.type, event.subject), event.to_json()))
 
     def _next_sequence(self) -> int:
         self._sequence += 1

@@ -8,6 +8,9 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from .errors import ChoreoError, ConfigError
+from .events import Event
+from .topics import event_topic
+from .transport import Delivery, Message, Transport
 
 log = logging.getLogger("choreo")
 
@@ -38,3 +41,16 @@ def serve(name: str, main: Callable[[asyncio.Event], Awaitable[object]]) -> int:
         log.error("%s stopped: %s", name, exc.message)
         return EXIT_FAILED
     return EXIT_OK
+
+
+async def consume(transport: Transport, stop: asyncio.Event, process: Callable[[Delivery], None]) -> None:
+    """Hand each delivery to `process` until `stop` is set; `process` arranges the acknowledgement."""
+    while not stop.is_set():
+        delivery = await transport.receive(timeout=0.5)
+        if delivery is not None:
+            process(delivery)
+
+
+def publish_events(transport: Transport, events: list[Event]) -> list[asyncio.Future[None]]:
+    """Publish facts on their canonical topics; the futures resolve when the broker has them."""
+    return [transport.publish(Message(event_topic(e.type, e.subject), e.to_json())) for e in events]

@@ -43,7 +43,7 @@ class InfluxSettings(_Section):
     username: str | None = None
     password: SecretStr | None = None
     token: SecretStr | None = Field(default=None, description="API token (InfluxDB 2.x/3.x v1-compatibility API)")
-    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    batch_size: int = Field(default=5000, ge=1, le=65_535, description="also the sink's MQTT receive maximum")
     flush_interval: float = Field(default=1.0, gt=0, le=60)
     timeout: float = Field(default=10.0, gt=0)
 

@@ -22,11 +22,13 @@ from ..events import (
     EventData,
     EventRejectedV1,
     ReadingV1,
+    derived_event_id,
     new_event,
     utc_now,
 )
 from ..topics import STATUS_FILTER, TELEMETRY_FILTER, device_id_from_topic, event_topic
-from ..transport import Message, Transport
+from ..transport import Delivery, Transport
+from ..service import consume, publish_events
 from . import simjson
 
 log = logging.getLogger(__name__)
@@ -52,21 +54,29 @@ class Ingest:
                 if message.retain:
                     self.counts["ignored_retained"] += 1
                     return []
-                return [self._telemetry(device_id, message.payload)]
+                return [self._telemetry(device_id, message.topic, message.payload)]
             return self._status(device_id, message.payload)
         except InvalidInput as exc:
             self.counts["rejected"] += 1
             return [self._rejected(message, exc.message)]
+        except Exception as exc:  # a bug must cost one message, not the service
+            log.exception("ingest failed on a message on %s", message.topic[:128])
+            self.counts["rejected"] += 1
+            return [self._rejected(message, f"internal error: {type(exc).__name__}: {exc}")]
 
-    def _telemetry(self, device_id: str, payload: bytes) -> Event:
-        decoded = simjson.decode(payload, utc_now())
+    def _telemetry(self, device_id: str, topic: str, payload: bytes) -> Event:
+        received = utc_now()
+        decoded = simjson.decode(payload, received)
         self.counts[decoded.data.event_type] += 1
         data = decoded.data
         location = self.registry.location(device_id)
         if location is not None:
             data = data.model_copy(update={"site": location[0], "room": location[1]})
-        return new_event(data, source=f"device/{device_id}", subject=device_id, time=decoded.time,
-                         sequence=decoded.sequence, caused_by=decoded.caused_by)
+        time = decoded.time or received
+        # Without a device clock a redelivery cannot be recognised; with one, it maps to the same id.
+        event_id = derived_event_id(time, topic.encode() + b"\0" + payload) if decoded.time else None
+        return new_event(data, source=f"device/{device_id}", subject=device_id, time=time,
+                         sequence=decoded.sequence, caused_by=decoded.caused_by, event_id=event_id)
 
     def _status(self, device_id: str, payload: bytes) -> list[Event]:
         if not payload:
@@ -116,12 +126,8 @@ class IngestService:
         self.counts = self.ingest.counts
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            delivery = await self.transport.receive(timeout=0.5)
-            if delivery is None:
-                continue
-            futures = [
-                self.transport.publish(Message(event_topic(event.type, event.subject), event.to_json()))
-                for event in self.ingest.facts(delivery.message)
-            ]
-            delivery.ack_when(futures)
+        await consume(self.transport, stop, self.process)
+
+    def process(self, delivery: Delivery) -> None:
+        facts = self.ingest.facts(delivery.message)
+        delivery.ack_when(publish_events(self.transport, facts))

@@ -101,6 +101,8 @@ def _parse(payload: bytes) -> dict:
         raise InvalidInput("payload is nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise InvalidInput(f"payload is not usable JSON: {exc}"[:200]) from None
     if not isinstance(document, dict):
         raise InvalidInput(f"payload must be a JSON object, got {type(document).__name__}")
     return document
@@ -135,6 +137,10 @@ def _measurement(name: str, value: object) -> Measurement:
         raise InvalidInput(f"unknown field {name[:64]!r}; known: seq, ts, {', '.join(FIELD_UNITS)}")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidInput(f"field {name!r} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
         raise InvalidInput(f"field {name!r} is not a finite number")
-    return Measurement(name=name, unit=unit, value=float(value))
+    return Measurement(name=name, unit=unit, value=number)

@@ -94,8 +94,7 @@ class Sink:
             event = decode_event(message.payload, topic=message.topic)
             lines = event_lines(event)
         except InvalidInput as exc:
-            self._reject(message.topic, message.payload, exc.message)
-            delivery.ack()
+            delivery.ack_when([self._reject(message.topic, message.payload, exc.message)])
             return
         self._batch.add(_Item(delivery, lines, event))
 
@@ -112,7 +111,9 @@ class Sink:
             except StoreError as exc:
                 self.counts["write_retries"] += 1
                 delay = exc.retry_after or backoff
-                log.warning("%s; retrying %d events in %.1fs", exc.message, len(items), delay)
+                # Refusals like 401, 403 or 404 need an operator, but the events stay unacknowledged and safe.
+                level = logging.WARNING if exc.retryable else logging.ERROR
+                log.log(level, "%s; retrying %d events in %.1fs", exc.message, len(items), delay)
                 if stop.is_set() and attempt > 3:
                     log.error("stopping with %d events unwritten; the broker will deliver them again", len(items))
                     return
@@ -141,18 +142,18 @@ class Sink:
                 log.error("InfluxDB refused the sink's own rejection fact %s: %s", item.event.id, exc.message)
                 item.delivery.ack()
                 return
-            self._reject(item.delivery.message.topic, item.delivery.message.payload, exc.message, item.event.subject)
-            item.delivery.ack()
+            message = item.delivery.message
+            item.delivery.ack_when([self._reject(message.topic, message.payload, exc.message, item.event.subject)])
             return
         middle = len(items) // 2
         for half in (items[:middle], items[middle:]):
             await self._write(half)
 
-    def _reject(self, topic: str, payload: bytes, reason: str, subject: str = "unknown") -> None:
+    def _reject(self, topic: str, payload: bytes, reason: str, subject: str = "unknown") -> asyncio.Future[None]:
         self.counts["rejected"] += 1
         log.warning("rejected %s: %s", topic[:128], reason)
         self._sequence += 1
         data = EventRejectedV1(reason=reason[:1024], rejected_by=SOURCE, topic=topic[:512],
                                excerpt=EventRejectedV1.excerpt_of(payload))
         event = new_event(data, source=SOURCE, subject=subject, sequence=self._sequence)
-        self.transport.publish(Message(event_topic(event.type, event.subject), event.to_json()))
+        return self.transport.publish(Message(event_topic(event.type, event.subject), event.to_json()))

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, Self
 
 from ..settings import MqttSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +50,10 @@ class Delivery:
         def one_done(future: asyncio.Future[None]) -> None:
             nonlocal remaining
             if future.cancelled() or future.exception() is not None:
-                return  # left unacknowledged: the broker redelivers after reconnect
+                log.error("not acknowledging %s: a fact made from it was not published (%s); "
+                          "the broker delivers it again after a reconnect", self.message.topic,
+                          "cancelled" if future.cancelled() else future.exception())
+                return
             remaining -= 1
             if remaining == 0:
                 self.ack()
@@ -62,7 +68,7 @@ class TransportStats:
     dropped: int = 0  # QoS 0 deliveries that found the inbound queue full
     published: int = 0
     publish_failures: int = 0
-    reconnects: int = 0
+    reconnects: int = 0  # connections made again after one was lost
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -154,8 +160,11 @@ class Transport(Protocol):
 
     async def __aexit__(self, *exc_info: object) -> None: ...
 
-    async def subscribe(self, *filters: str, qos: int = 1) -> None:
-        """Subscribe; subscriptions are restored after a reconnect that lost the session."""
+    async def subscribe(self, *filters: str, qos: int = 1, retained: str = "always") -> None:
+        """Subscribe once the broker agreed; restored after a reconnect that lost the session.
+
+        `retained="new"`: retained messages only for a subscription new to the session.
+        """
 
     def publish(self, message: Message) -> asyncio.Future[None]:
         """Send; the future resolves when the broker has acknowledged a QoS 1 message."""

@@ -74,8 +74,11 @@ class MemoryTransport:
 
     def drop_connection(self, offline_for: float) -> None:
         self.crash()
+        asyncio.get_running_loop().call_later(offline_for, self._reconnect)
+
+    def _reconnect(self) -> None:
         self.stats.reconnects += 1
-        asyncio.get_running_loop().call_later(offline_for, self._connect)
+        self._connect()
 
     def granted_qos(self, topic: str) -> int | None:
         granted = [qos for topic_filter, qos in self._filters.items() if matches(topic_filter, topic)]
@@ -84,9 +87,12 @@ class MemoryTransport:
     def offer(self, message: Message) -> None:
         self._inbound.offer(Delivery(message))
 
-    async def subscribe(self, *filters: str, qos: int = 1) -> None:
+    async def subscribe(self, *filters: str, qos: int = 1, retained: str = "always") -> None:
         for topic_filter in filters:
+            known = topic_filter in self._filters
             self._filters[topic_filter] = qos
+            if known and retained == "new":
+                continue
             for message in list(self.broker.retained.values()):
                 if matches(topic_filter, message.topic):
                     self.offer(Message(message.topic, message.payload, min(qos, message.qos), retain=True))

@@ -18,19 +18,25 @@ log = logging.getLogger(__name__)
 
 INITIAL_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
-# CONNACK reason codes that no retry can fix (MQTT 3.1.1 and 5).
 MQTT_RECEIVE_MAXIMUM = 65535  # what a CONNACK without a Receive Maximum means (MQTT 5, 3.2.2.3.3)
 MAX_BACKLOG = 1_000_000
-PERMANENT_REFUSALS = {1, 2, 4, 5, 132, 133, 134, 135, 138, 140}
+# CONNACK refusals no retry can fix (MQTT 3.1.1 and 5); the same sets gmqtt does not retry.
+PERMANENT_REFUSALS = frozenset({1, 2, 4, 5, 129, 130, 132, 133, 134, 135, 138, 140, 144, 149, 153, 154, 155, 156, 157})
 SUCCESS = 0
+SUBACK_TIMEOUT = 10.0
+
+
+class _StaleAcknowledgement(Exception):
+    """Raised instead of answering a delivery whose session the broker no longer has."""
 
 
 class _InflightStore(PersistentStorage):
     """gmqtt's store of unacknowledged publishes, extended with one future per message.
 
     gmqtt keeps the raw packet until PUBACK and replays it after a reconnect whose
-    session survived. If the session did not survive it discards the packets; we keep
-    the messages so the transport can publish them again instead of losing them.
+    session survived. If the session did not survive it discards the packets (without
+    freeing their packet ids); we free the ids and keep the messages so the transport
+    can publish them again instead of losing them.
     """
 
     def __init__(self, on_acknowledged: Callable[[], None]) -> None:
@@ -38,6 +44,7 @@ class _InflightStore(PersistentStorage):
         self.pending: dict[int, tuple[Message, asyncio.Future[None]]] = {}
         self.last_mid: int | None = None
         self.orphans: list[tuple[Message, asyncio.Future[None]]] = []
+        self.free_id: Callable[[int], None] = lambda mid: None
         self._on_acknowledged = on_acknowledged
 
     def push_message(self, mid: int, raw_package: bytes) -> None:
@@ -52,6 +59,8 @@ class _InflightStore(PersistentStorage):
         self._on_acknowledged()
 
     def clear(self) -> None:
+        for mid in self.pending:
+            self.free_id(mid)
         self.orphans.extend(self.pending.values())
         self.pending.clear()
         super().clear()
@@ -64,15 +73,14 @@ class MqttTransport:
         self.config = config
         self.stats = TransportStats()
         self._inbound = InboundQueue(config.queue_size, self.stats)
-        self._filters: dict[str, int] = {}
         self._store = _InflightStore(on_acknowledged=self._send_backlog)
         # QoS 1 publishes wait here while the broker's receive maximum of them is unacknowledged.
         self._backlog: deque[tuple[Message, asyncio.Future[None]]] = deque()
         self._send_window = MQTT_RECEIVE_MAXIMUM - 2
         self._connected = asyncio.Event()
+        self._session = 0  # counts sessions: a delivery from an earlier one must not be acknowledged
+        self._subacks: dict[int, asyncio.Future[tuple[int, ...]]] = {}
         self._closing = False
-        self._ever_connected = False
-        self._awaiting_ack = 0
         self._planned_outage: float | None = None
         self._client = self._make_client()
 
@@ -91,13 +99,19 @@ class MqttTransport:
             session_expiry_interval=config.session_expiry,
             receive_maximum=config.receive_maximum,
         )
+        self._store.free_id = client._package_handler.id_generator.free_id
         if config.username:
             client.set_auth_credentials(config.username, config.password)
         client.set_config({"reconnect_retries": -1, "reconnect_delay": INITIAL_BACKOFF})
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected.is_set()
 
     async def __aenter__(self) -> Self:
         await self._connect_with_backoff()
@@ -108,16 +122,13 @@ class MqttTransport:
         try:
             if self._connected.is_set():
                 await self.flush(timeout=5.0)
-                await self._send_given_acks()
+                for _ in range(3):  # let PUBACKs of deliveries acknowledged just now go out:
+                    await asyncio.sleep(0)  # the handler returns, then gmqtt's callback sends
         finally:
             await self._client.disconnect()
 
-    async def _send_given_acks(self) -> None:
-        """Let PUBACKs for deliveries acknowledged just now go out before disconnecting."""
-        for _ in range(3):  # the handler returns, then gmqtt's done-callback sends the PUBACK
-            await asyncio.sleep(0)
-
     async def _connect_with_backoff(self) -> None:
+        """Connect, retrying an unreachable broker; a refusal that can pass is retried by gmqtt itself."""
         delay = INITIAL_BACKOFF
         config = self.config
         while True:
@@ -130,10 +141,12 @@ class MqttTransport:
                         f"broker {config.host}:{config.port} refused client {config.client_id!r}: {exc}",
                         retryable=False,
                     ) from None
-                reason = str(exc)
+                log.warning("broker refused %r for now (%s); gmqtt retries", config.client_id, exc)
+                await self._connected.wait()  # gmqtt's own reconnect loop is already running
+                return
             except OSError as exc:
-                reason = exc.strerror or str(exc)
-            log.warning("broker %s:%s not reachable (%s); retrying in %.1fs", config.host, config.port, reason, delay)
+                log.warning("broker %s:%s not reachable (%s); retrying in %.1fs",
+                            config.host, config.port, exc.strerror or exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF)
 
@@ -142,15 +155,15 @@ class MqttTransport:
         # `properties` merges CONNACK's with our CONNECT's (ours win); the broker's own limit is
         # in CONNACK alone, which gmqtt keeps here (its session_expiry_interval reads it too).
         connack = client._package_handler._connack_properties
-        broker_maximum = connack.get("receive_maximum", [MQTT_RECEIVE_MAXIMUM])[0]
-        self._send_window = max(1, broker_maximum - 2)  # room for SUBSCRIBE packet ids
-        if self._ever_connected:
+        self._send_window = max(1, connack.get("receive_maximum", [MQTT_RECEIVE_MAXIMUM])[0] - 2)
+        if self._session:
+            self.stats.reconnects += 1
             log.info("reconnected to broker (session %s)", "kept" if session_present else "new")
-        self._ever_connected = True
+        if not session_present:
+            self._session += 1
+            for subscription in client.subscriptions:
+                client.resubscribe(subscription)
         self._connected.set()
-        if not session_present and self._filters:
-            for topic_filter, qos in self._filters.items():
-                client.subscribe(topic_filter, qos=qos)
         orphans, self._store.orphans = self._store.orphans, []
         self._backlog.extendleft(reversed(orphans))
         self._send_backlog()
@@ -161,7 +174,6 @@ class MqttTransport:
         self._connected.clear()
         if self._closing:
             return
-        self.stats.reconnects += 1
         if self._planned_outage is not None:
             client.reconnect_delay, self._planned_outage = self._planned_outage, None
             return
@@ -175,28 +187,38 @@ class MqttTransport:
         if qos == 0:
             self._inbound.offer(Delivery(message))
             return SUCCESS
+        session = self._session
         ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._awaiting_ack += 1
-        try:
-            self._inbound.offer(Delivery(message, ack))
-            await ack  # gmqtt sends the PUBACK when this returns
-        finally:
-            self._awaiting_ack -= 1
+        self._inbound.offer(Delivery(message, ack))
+        await ack  # gmqtt sends the PUBACK when this returns
+        if session != self._session:
+            # Its packet id may now name another message of the new session: say nothing.
+            raise _StaleAcknowledgement(f"not acknowledging a delivery on {topic} from a lost session")
         return SUCCESS
 
-    @property
-    def is_connected(self) -> bool:
-        return self._connected.is_set()
+    def _on_subscribe(self, client: gmqtt.Client, mid: int, granted: tuple[int, ...], properties: Any) -> None:
+        future = self._subacks.pop(mid, None)
+        if future is not None and not future.done():
+            future.set_result(granted)
 
-    def drop_connection(self, offline_for: float) -> None:
-        # The reconnect gmqtt schedules reads its delay only when it runs, after _on_disconnect.
-        self._planned_outage = offline_for
-        self._client._connection._transport.abort()
+    async def subscribe(self, *filters: str, qos: int = 1, retained: str = "always") -> None:
+        """Subscribe and wait for the broker's answer; a refused filter raises TransportError.
 
-    async def subscribe(self, *filters: str, qos: int = 1) -> None:
+        `retained="new"` asks for retained messages only when the subscription is new to the
+        session (MQTT 5 retain handling 1), so a restart does not replay them as fresh facts.
+        """
+        retain_handling = {"always": 0, "new": 1}[retained]
         for topic_filter in filters:
-            self._filters[topic_filter] = qos
-            self._client.subscribe(topic_filter, qos=qos)
+            mid = self._client.subscribe(topic_filter, qos=qos, retain_handling_options=retain_handling)
+            future: asyncio.Future[tuple[int, ...]] = asyncio.get_running_loop().create_future()
+            self._subacks[mid] = future
+            try:
+                granted = await asyncio.wait_for(future, SUBACK_TIMEOUT)
+            except TimeoutError:
+                raise TransportError(f"no answer to the subscription to {topic_filter}", topic=topic_filter) from None
+            if any(code >= 0x80 for code in granted):
+                raise TransportError(f"broker refused the subscription to {topic_filter} (reason {granted[0]:#x})",
+                                     topic=topic_filter, retryable=False)
 
     def publish(self, message: Message) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -227,6 +249,11 @@ class MqttTransport:
             future.set_result(None)
         else:
             self._store.pending[self._store.last_mid] = (message, future)
+
+    def drop_connection(self, offline_for: float) -> None:
+        # The reconnect gmqtt schedules reads its delay only when it runs, after _on_disconnect.
+        self._planned_outage = offline_for
+        self._client._connection._transport.abort()
 
     async def receive(self, timeout: float | None = None) -> Delivery | None:
         return await self._inbound.get(timeout)

@@ -56,3 +56,9 @@ def test_rejections_name_the_reason(raw, reason):
     with pytest.raises(InvalidInput) as raised:
         decode(raw, NOW)
     assert reason in raised.value.message
+
+
+@pytest.mark.parametrize("digits", [400, 5000])
+def test_huge_integers_are_rejected_not_raised(digits):
+    with pytest.raises(InvalidInput):
+        decode(b'{"seq": 1, "temperature": 1' + b"0" * digits + b"}", NOW)

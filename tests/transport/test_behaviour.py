@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import pytest
 
-from gateway.errors import TransportError
 from gateway.transport import ClientConfig, MemoryBroker, MemoryTransport, Message, MqttTransport, Transport
 from tests.helpers import async_wait_for
 
@@ -49,7 +48,6 @@ async def test_wildcard_subscription_receives_in_order(make_transport):
     root = topic("x")
     async with make_transport("sub") as subscriber, make_transport("pub") as publisher:
         await subscriber.subscribe(f"{root}/+/telemetry")
-        await async_wait_for(lambda: True, 0, "")  # let the SUBACK land before publishing
         confirmations = [publisher.publish(Message(f"{root}/d{n}/telemetry", str(n).encode())) for n in range(20)]
         publisher.publish(Message(f"{root}/d1/status", b"ignored"))
         received = await receive_all(subscriber, 20)
@@ -73,7 +71,6 @@ async def test_qos0_overflow_is_dropped_and_counted(make_transport):
     root = topic("flood")
     async with make_transport("sub", queue_size=5) as subscriber, make_transport("pub") as publisher:
         await subscriber.subscribe(root, qos=0)
-        await async_wait_for(lambda: True, 0, "")
         for n in range(50):
             publisher.publish(Message(root, str(n).encode(), qos=0))
         await async_wait_for(lambda: subscriber.stats.received == 50, 10, "50 QoS 0 deliveries")
@@ -85,7 +82,6 @@ async def test_qos1_overflow_waits_instead_of_dropping(make_transport):
     root = topic("flood")
     async with make_transport("sub", queue_size=3) as subscriber, make_transport("pub") as publisher:
         await subscriber.subscribe(root)
-        await async_wait_for(lambda: True, 0, "")
         for n in range(40):
             publisher.publish(Message(root, str(n).encode()))
         received = await receive_all(subscriber, 40)
@@ -97,7 +93,6 @@ async def test_subscription_filters_must_match_exactly(make_transport):
     root = topic("exact")
     async with make_transport("sub") as subscriber, make_transport("pub") as publisher:
         await subscriber.subscribe(f"{root}/a")
-        await async_wait_for(lambda: True, 0, "")
         publisher.publish(Message(f"{root}/a/b", b"deeper"))
         publisher.publish(Message(f"{root}/b", b"sibling"))
         publisher.publish(Message(f"{root}/a", b"match"))
@@ -110,10 +105,20 @@ async def test_a_burst_beyond_the_brokers_receive_maximum_is_sent_in_order(make_
     root = topic("burst")  # the shipped broker config allows 1,000 unacknowledged QoS 1 messages per client
     async with make_transport("sub") as subscriber, make_transport("pub") as publisher:
         await subscriber.subscribe(root)
-        await async_wait_for(lambda: True, 0, "")
         confirmations = [publisher.publish(Message(root, str(n).encode())) for n in range(5000)]
         received = await receive_all(subscriber, 5000, timeout=30)
         assert [int(m.payload) for m in received] == list(range(5000))
         assert await publisher.flush(timeout=10)
         assert all(c.exception() is None for c in confirmations)
         assert publisher.stats.publish_failures == 0
+
+
+async def test_retained_on_resubscribe_only_when_asked(make_transport):
+    status = topic("status")
+    async with make_transport("pub") as publisher:
+        await publisher.publish(Message(status, b"online", retain=True))
+    async with make_transport("sub") as subscriber:
+        await subscriber.subscribe(status, retained="new")
+        assert len(await receive_all(subscriber, 1)) == 1
+        await subscriber.subscribe(status, retained="new")  # already subscribed: no replay
+        assert await subscriber.receive(timeout=0.3) is None

@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from gateway.errors import TransportError
-from gateway.transport import ClientConfig, MemoryBroker, MemoryTransport, Message, MqttTransport
+from gateway.transport import ClientConfig, Message, MqttTransport
 from tests.helpers import MqttObserver, async_wait_for, wait_for
 from tests.transport.test_behaviour import receive_all
 
@@ -56,7 +56,7 @@ async def test_reconnects_and_resubscribes_after_a_broker_restart(fresh_stack):
         await consumer.subscribe(root)
         fresh_stack.broker.stop()
         fresh_stack.broker.start()  # same port; this session did not survive (expiry 0)
-        await async_wait_for(lambda: consumer.stats.reconnects >= 1, 10, "the disconnect to be noticed")
+        await async_wait_for(lambda: not consumer.is_connected, 10, "the disconnect to be noticed")
         with MqttObserver(fresh_stack.broker.port, "admin", fresh_stack.credentials.mqtt["admin"], unique("paho")) as paho:
 
             async def delivered() -> bool:
@@ -71,7 +71,7 @@ async def test_publishes_made_while_disconnected_are_sent_after_reconnect(fresh_
     root = unique("outage")
     async with MqttTransport(admin_config(fresh_stack, unique("pub"))) as publisher:
         fresh_stack.broker.stop()
-        await async_wait_for(lambda: publisher.stats.reconnects >= 1, 10, "the disconnect to be noticed")
+        await async_wait_for(lambda: not publisher.is_connected, 10, "the disconnect to be noticed")
         confirmation = publisher.publish(Message(root, b"kept", retain=True))
         fresh_stack.broker.start()
         await async_wait_for(lambda: confirmation.done(), 30, "the broker to acknowledge the publish")
@@ -97,14 +97,20 @@ async def test_anonymous_clients_are_refused(stack):
             pass
 
 
-async def test_memory_twin_publishes_the_last_will_on_a_crash():
-    broker = MemoryBroker()
-    will = Message("devices/d/status", b"offline", retain=True)
-    async with MemoryTransport(broker, ClientConfig("watcher")) as watcher:
-        await watcher.subscribe("devices/+/status")
-        device = MemoryTransport(broker, ClientConfig("d", will=will))
-        await device.__aenter__()
-        device.crash()
-        [message] = await receive_all(watcher, 1)
-        assert message.payload == b"offline"
-        assert broker.retained["devices/d/status"].payload == b"offline"
+async def test_publishes_outlive_a_lost_session_and_free_their_packet_ids(fresh_stack):
+    """600 publishes in flight when the session is lost, then 600 more: the broker allows 1,000 at once."""
+    root = unique("lost-session")
+    config = admin_config(fresh_stack, unique("pub"), clean_start=True, session_expiry=0)
+    async with MqttTransport(config) as publisher:
+        fresh_stack.broker.stop()
+        await async_wait_for(lambda: not publisher.is_connected, 10, "the disconnect to be noticed")
+        before = [publisher.publish(Message(f"{root}/a{n}", b"x", retain=True)) for n in range(600)]
+        fresh_stack.broker.start()
+        await async_wait_for(lambda: publisher.is_connected, 30, "the reconnect")
+        after = [publisher.publish(Message(f"{root}/b{n}", b"y", retain=True)) for n in range(600)]
+        assert await publisher.flush(timeout=30)
+        assert all(f.exception() is None for f in before + after)
+        assert publisher.stats.publish_failures == 0 and publisher.stats.reconnects == 1
+    with MqttObserver(fresh_stack.broker.port, "admin", fresh_stack.credentials.mqtt["admin"], unique("paho")) as paho:
+        paho.subscribe(f"{root}/#")
+        wait_for(lambda: len(paho.on(root)) == 1200, 20, "1,200 retained messages")
