@@ -50,9 +50,11 @@ class Bench:
             process.stdin.write(chunk)
         process.stdin.close()
 
-    def c_subscriber(self, topic: str, qos: int = 0) -> subprocess.Popen:
-        return subprocess.Popen(["mosquitto_sub", *self.auth, "-t", topic, "-q", str(qos), "-C", str(self.messages)],
-                                stdout=subprocess.DEVNULL)
+    def c_subscriber(self, topic: str, qos: int = 0, timestamps: bool = False) -> subprocess.Popen:
+        """mosquitto_sub for N messages; with `timestamps` it prints each arrival time (%U: unix time, ns)."""
+        output = ["-F", "%U"] if timestamps else ["-F", ""]
+        return subprocess.Popen(["mosquitto_sub", *self.auth, "-t", topic, "-q", str(qos), "-C", str(self.messages), *output],
+                                stdout=subprocess.PIPE if timestamps else subprocess.DEVNULL)
 
     @staticmethod
     def settle() -> None:
@@ -61,16 +63,16 @@ class Bench:
 
     # -- measurements ------------------------------------------------------------------
     def c_baseline(self) -> float:
+        """C publisher into C subscriber, timed like the clients: first to last arrival."""
         topic = "bench/c"
-        subscriber = self.c_subscriber(topic)
+        subscriber = self.c_subscriber(topic, timestamps=True)
         self.settle()
-        start = time.perf_counter()
         publisher = self.c_publisher(topic)
         self.feed(publisher)
-        subscriber.wait(TIMEOUT)
-        elapsed = time.perf_counter() - start
+        arrivals = subscriber.communicate(timeout=TIMEOUT)[0].split()
         publisher.wait(TIMEOUT)
-        return self.messages / elapsed
+        first, last = float(arrivals[0]), float(arrivals[-1])
+        return (len(arrivals) - 1) / (last - first)
 
     def receive_rate(self, subscribe) -> float:
         """Rate at which `subscribe(topic, done)` receives a C publisher's flood."""
@@ -89,7 +91,7 @@ class Bench:
         thread.join(5)
         if counter["n"] < self.messages:
             print(f"  (received {counter['n']} of {self.messages})")
-        return counter["n"] / max(counter["last"] - counter["first"], 1e-9)
+        return (counter["n"] - 1) / max(counter["last"] - counter["first"], 1e-9)
 
     def publish_rate(self, publish) -> float:
         """Rate at which `publish(topic, bench)` gets messages to a C subscriber."""
@@ -107,6 +109,7 @@ class Bench:
 
 
 def count(counter: dict, bench: Bench, done: threading.Event) -> None:
+    """Count one arrival; the rate is (n - 1) / (last - first), as for the C baseline."""
     now = time.perf_counter()
     if counter["n"] == 0:
         counter["first"] = now

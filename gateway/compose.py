@@ -14,6 +14,9 @@ COMPOSE_DIR = Path(".choreo/compose")
 INFLUX_ORG = "choreo"
 INFLUX_BUCKET = "choreo"
 SERVICES = ("ingest", "threshold", "climate", "sink", "monitor")
+# Only these talk to InfluxDB. They share the initial all-access token: create narrower
+# tokens in InfluxDB 2.x (a write token for the sink, a read token for monitor) for production.
+INFLUX_USERS = ("sink", "monitor")
 
 
 def write_compose_secrets(directory: Path, device_ids: list[str]) -> list[Path]:
@@ -36,11 +39,10 @@ def write_compose_secrets(directory: Path, device_ids: list[str]) -> list[Path]:
         "devices.env": _env({"CHOREO_DEVICES_SECRET": credentials.fleet_secret}),
     }
     for service in SERVICES:
-        files[f"{service}.env"] = _env({
-            "CHOREO_MQTT_USERNAME": service,
-            "CHOREO_MQTT_PASSWORD": credentials.mqtt[service],
-            "CHOREO_INFLUX_TOKEN": token,
-        })
+        env = {"CHOREO_MQTT_USERNAME": service, "CHOREO_MQTT_PASSWORD": credentials.mqtt[service]}
+        if service in INFLUX_USERS:
+            env["CHOREO_INFLUX_TOKEN"] = token
+        files[f"{service}.env"] = _env(env)
     for name, text in files.items():
         write_private(directory / name, text)
     return [directory / name for name in files]

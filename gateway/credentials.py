@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import ConfigError
 from .topics import validate_id
 
 SERVICE_ACCOUNTS = ("admin", "monitor", "ingest", "threshold", "climate", "sink")
@@ -49,6 +50,7 @@ class Credentials:
     fleet_secret: str = field(repr=False)
     influx_admin_password: str = field(repr=False)
     influx_writer_password: str = field(repr=False)
+    influx_reader_password: str = field(repr=False, default="")
 
     @classmethod
     def generate(cls) -> "Credentials":
@@ -57,16 +59,18 @@ class Credentials:
             fleet_secret=secrets.token_urlsafe(32),
             influx_admin_password=secrets.token_urlsafe(24),
             influx_writer_password=secrets.token_urlsafe(24),
+            influx_reader_password=secrets.token_urlsafe(24),
         )
 
     @classmethod
     def load_or_create(cls, path: Path) -> "Credentials":
         if path.exists():
             stored = cls(**json.loads(path.read_text()))
-            missing = set(SERVICE_ACCOUNTS) - set(stored.mqtt)
-            if not missing:
+            if set(SERVICE_ACCOUNTS) <= set(stored.mqtt) and stored.influx_reader_password:
                 return stored
-            credentials = cls(**{**stored.__dict__, "mqtt": {**cls.generate().mqtt, **stored.mqtt}})
+            fresh = cls.generate()  # accounts added since this file was written
+            credentials = cls(**{**stored.__dict__, "mqtt": {**fresh.mqtt, **stored.mqtt},
+                                 "influx_reader_password": stored.influx_reader_password or fresh.influx_reader_password})
         else:
             credentials = cls.generate()
         write_private(path, json.dumps(credentials.__dict__))
@@ -74,6 +78,9 @@ class Credentials:
 
     def password_file(self, device_ids: list[str]) -> str:
         """A Mosquitto password file (hashed) for the service accounts and the given devices."""
+        taken = set(device_ids) & set(self.mqtt)
+        if taken:
+            raise ConfigError(f"device id {sorted(taken)[0]!r} is a service account name; rename the device")
         accounts = dict(self.mqtt)
         accounts.update((device, device_password(self.fleet_secret, device)) for device in device_ids)
         return "".join(f"{name}:{mosquitto_password_hash(password)}\n" for name, password in accounts.items())

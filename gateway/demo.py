@@ -132,6 +132,8 @@ class Demo:
         print(line, flush=True)
 
     def _stop_services(self) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan the services
+        print("stopping: devices first, the sink last ...", flush=True)
         for name in ("devices", "ingest", "threshold", "climate", "sink"):  # sources first, the sink last
             process = self.processes.get(name)
             if process is None or process.poll() is not None:

@@ -35,7 +35,8 @@ class HistoryQuery:
         if self.type is not None:
             conditions.append(f"\"type\" = '{validate_event_type(self.type)}'")
         columns = ", ".join(f'"{name}"' for name in ENVELOPE_COLUMNS)
-        return f"SELECT {columns} FROM \"{EVENTS}\" WHERE {' AND '.join(conditions)} ORDER BY time ASC LIMIT {self.limit}"
+        # The newest `limit` events; rows_to_events puts them back in time order.
+        return f"SELECT {columns} FROM \"{EVENTS}\" WHERE {' AND '.join(conditions)} ORDER BY time DESC LIMIT {self.limit}"
 
 
 def rows_to_events(series: Iterable[dict]) -> list[dict]:
@@ -60,7 +61,7 @@ def rows_to_events(series: Iterable[dict]) -> list[dict]:
                 event["sequence"] = row["sequence"]
             event["data"] = json.loads(row["data"])
             events.append(event)
-    return events
+    return sorted(events, key=lambda event: event["time"])
 
 
 def _rfc3339(nanoseconds: int) -> str:

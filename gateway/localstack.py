@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parent.parent
 MOSQUITTO_DIR = REPO / "mosquitto"
 INFLUXDB_TEMPLATE = REPO / "influxdb" / "influxdb.conf"
 DATABASE = "choreo"
-WRITER = "choreo"
+WRITER = "choreo"  # the sink: WRITE on the database
+READER = "reader"  # history and dashboards: READ on the database
 START_TIMEOUT = 30.0
 
 
@@ -146,9 +147,10 @@ class InfluxDB:
         if "error" in users:  # no users yet: the first admin may be created without credentials
             self.query(f"CREATE USER admin WITH PASSWORD '{admin}' WITH ALL PRIVILEGES", auth=None)
         self.query(f"CREATE DATABASE {DATABASE}", auth=("admin", admin))
-        if WRITER not in json.dumps(users):
-            self.query(f"CREATE USER {WRITER} WITH PASSWORD '{writer}'", auth=("admin", admin))
-        self.query(f"GRANT ALL ON {DATABASE} TO {WRITER}", auth=("admin", admin))
+        for user, password, privilege in ((WRITER, writer, "WRITE"), (READER, self.credentials.influx_reader_password, "READ")):
+            if f'"{user}"' not in json.dumps(users):
+                self.query(f"CREATE USER {user} WITH PASSWORD '{password}'", auth=("admin", admin))
+            self.query(f"GRANT {privilege} ON {DATABASE} TO {user}", auth=("admin", admin))
 
     def query(self, statement: str, auth: tuple[str, str] | None, allow_error: bool = False) -> dict:
         """A plain /query POST (used for bootstrap and as an independent check in tests)."""
@@ -207,15 +209,20 @@ class LocalStack:
         self.influxdb.stop()
 
     def env(self, account: str) -> dict[str, str]:
-        """CHOREO_* variables for a process that connects as `account` (a service or 'devices')."""
-        env = {
-            "CHOREO_MQTT_HOST": "127.0.0.1",
-            "CHOREO_MQTT_PORT": str(self.broker.port),
-            "CHOREO_INFLUX_URL": self.influxdb.url,
-            "CHOREO_INFLUX_DATABASE": DATABASE,
-            "CHOREO_INFLUX_USERNAME": WRITER,
-            "CHOREO_INFLUX_PASSWORD": self.credentials.influx_writer_password,
-        }
+        """CHOREO_* variables for a process that connects as `account` (a service or 'devices').
+
+        Only the sink gets InfluxDB write access and only the monitor read access.
+        """
+        env = {"CHOREO_MQTT_HOST": "127.0.0.1", "CHOREO_MQTT_PORT": str(self.broker.port)}
+        influx = {"sink": (WRITER, self.credentials.influx_writer_password),
+                  "monitor": (READER, self.credentials.influx_reader_password)}.get(account)
+        if influx is not None:
+            env.update({
+                "CHOREO_INFLUX_URL": self.influxdb.url,
+                "CHOREO_INFLUX_DATABASE": DATABASE,
+                "CHOREO_INFLUX_USERNAME": influx[0],
+                "CHOREO_INFLUX_PASSWORD": influx[1],
+            })
         if account == "devices":
             env["CHOREO_DEVICES_SECRET"] = self.credentials.fleet_secret
         else:

@@ -52,6 +52,8 @@ def test_influxdb_is_initialised_with_org_bucket_and_token(tmp_path):
     assert env["DOCKER_INFLUXDB_INIT_ORG"] and env["DOCKER_INFLUXDB_INIT_BUCKET"] == "choreo"
     sink_env = dict(line.split("=", 1) for line in (tmp_path / "sink.env").read_text().splitlines())
     assert sink_env["CHOREO_INFLUX_TOKEN"] == env["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"]
+    for service in ("ingest", "threshold", "climate", "devices"):
+        assert "CHOREO_INFLUX" not in (tmp_path / f"{service}.env").read_text(), f"{service} needs no InfluxDB access"
 
 
 def test_no_anonymous_access_in_any_shipped_broker_config():

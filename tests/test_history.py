@@ -7,7 +7,7 @@ from gateway.history import HistoryQuery, format_table, rows_to_events
 def test_query_filters_by_subject_type_and_time():
     statement = HistoryQuery(subject="temp-1", type="alert.raised.v1", since="2h").influxql()
     assert "FROM \"events\" WHERE time > now() - 2h AND \"subject\" = 'temp-1' AND \"type\" = 'alert.raised.v1'" in statement
-    assert statement.endswith("ORDER BY time ASC LIMIT 1000")
+    assert statement.endswith("ORDER BY time DESC LIMIT 1000")  # the newest 1000, printed oldest first
 
 
 @pytest.mark.parametrize(

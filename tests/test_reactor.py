@@ -2,12 +2,11 @@
 import asyncio
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 from gateway.events import AlertRaisedV1, Event, Measurement, ReadingV1, decode_event, new_event
 from gateway.reactor import ReactorRunner
 from gateway.topics import event_topic
-from gateway.transport import ClientConfig, MemoryBroker, MemoryTransport, Message
+from gateway.errors import TransportError
+from gateway.transport import ClientConfig, Delivery, MemoryBroker, MemoryTransport, Message
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
 
@@ -83,18 +82,21 @@ async def test_invalid_events_become_rejections():
     assert rejected.data.excerpt == '{"type": "reading.v1"}'
 
 
-async def test_acknowledges_only_after_its_facts_are_published():
+async def test_a_delivery_is_acknowledged_only_when_every_publish_succeeded():
     loop = asyncio.get_running_loop()
-    broker = MemoryBroker()
-    async with MemoryTransport(broker, ClientConfig("runner")) as transport:
-        runner = ReactorRunner(Echo(), transport)
-        confirmation = loop.create_future()
-        transport.publish = lambda message: confirmation  # the broker has not acknowledged yet
-        ack = loop.create_future()
-        from gateway.transport import Delivery
+    first, second, ack = loop.create_future(), loop.create_future(), loop.create_future()
+    Delivery(message_of(reading(1.0)), ack).ack_when([first, second])
+    first.set_result(None)
+    await asyncio.sleep(0)
+    assert not ack.done()
+    second.set_result(None)
+    await asyncio.wait_for(ack, 1)
 
-        runner.process(Delivery(message_of(reading(1.0)), ack))
-        await asyncio.sleep(0)
-        assert not ack.done()
-        confirmation.set_result(None)
-        await asyncio.wait_for(ack, 1)
+
+async def test_a_failed_publish_leaves_the_delivery_unacknowledged():
+    loop = asyncio.get_running_loop()
+    failed, ack = loop.create_future(), loop.create_future()
+    Delivery(message_of(reading(1.0)), ack).ack_when([failed])
+    failed.set_exception(TransportError("publish backlog full"))
+    await asyncio.sleep(0)
+    assert not ack.done()

@@ -56,12 +56,16 @@ def test_bad_file_names_file_section_and_key(tmp_path):
         load_settings({"CHOREO_CONFIG": str(config)})
 
 
-def test_secrets_never_appear_in_errors_or_repr():
+def test_secrets_never_appear_in_errors_or_repr(tmp_path):
     settings = load_settings({"CHOREO_MQTT_USERNAME": "u", "CHOREO_MQTT_PASSWORD": "hunter2-secret"})
     assert "hunter2-secret" not in repr(settings)
+    config = tmp_path / "choreo.toml"
+    config.write_text('[mqtt]\nusername = "u"\npassword = 982451653\n[influx]\ntoken = 3.14159\n')
     with pytest.raises(ConfigError) as raised:
-        load_settings({"CHOREO_MQTT_USERNAME": "u", "CHOREO_MQTT_PASSWORD": "hunter2-secret", "CHOREO_MQTT_PORT": "x"})
-    assert "hunter2-secret" not in str(raised.value)
+        load_settings({"CHOREO_CONFIG": str(config)})
+    message = str(raised.value)
+    assert "[mqtt] password: Input should be a valid string" in message
+    assert "982451653" not in message and "3.14159" not in message
 
 
 def test_the_shipped_example_is_valid_and_matches_the_defaults():
