@@ -14,6 +14,7 @@ test: setup
 
 bench: setup
 	$(PYTHON) bench/mqtt_clients.py
+	$(PYTHON) bench/fleet.py
 
 setup: $(STAMP)
 
