@@ -45,6 +45,7 @@ class Ingest:
         self.registry = registry or Registry(None)
         self.counts: Counter[str] = Counter()
         self._sequence = 0
+        self._last_seq: dict[str, int] = {}  # per device: the highest `seq` seen
 
     def facts(self, message: Message) -> list[Event]:
         try:
@@ -68,6 +69,7 @@ class Ingest:
         received = utc_now()
         decoded = simjson.decode(payload, received)
         self.counts[decoded.data.event_type] += 1
+        self._track_sequence(device_id, decoded.sequence)
         data = decoded.data
         location = self.registry.location(device_id)
         if location is not None:
@@ -77,6 +79,19 @@ class Ingest:
         event_id = derived_event_id(time, topic.encode() + b"\0" + payload) if decoded.time else None
         return new_event(data, source=f"device/{device_id}", subject=device_id, time=time,
                          sequence=decoded.sequence, caused_by=decoded.caused_by, event_id=event_id)
+
+    def _track_sequence(self, device_id: str, sequence: int) -> None:
+        """Count gaps (lost or late messages), repeats and reorderings in a device's `seq`."""
+        last = self._last_seq.get(device_id)
+        if last is None or sequence == last + 1 or (sequence == 1 and last > 1):  # first, next, or a restart
+            self._last_seq[device_id] = sequence
+        elif sequence > last + 1:
+            self.counts["sequence_gaps"] += 1
+            self._last_seq[device_id] = sequence
+        elif sequence == last:
+            self.counts["sequence_repeats"] += 1
+        else:
+            self.counts["sequence_late"] += 1
 
     def _status(self, device_id: str, payload: bytes) -> list[Event]:
         if not payload:

@@ -45,3 +45,10 @@ def test_retained_telemetry_is_a_stale_copy_not_a_new_fact():
     ingest = Ingest()
     assert ingest.facts(Message("devices/temp-1/telemetry", b'{"seq": 1, "temperature": 1}', retain=True)) == []
     assert ingest.counts["ignored_retained"] == 1
+
+
+def test_sequence_gaps_repeats_and_late_messages_are_counted():
+    ingest = Ingest()
+    for seq in (1, 2, 4, 4, 3, 5, 1, 2):  # a gap after 2, 4 again, 3 late, then the device restarted at 1
+        ingest.facts(Message("devices/d-1/telemetry", b'{"seq": %d, "temperature": 1}' % seq))
+    assert (ingest.counts["sequence_gaps"], ingest.counts["sequence_repeats"], ingest.counts["sequence_late"]) == (1, 1, 1)

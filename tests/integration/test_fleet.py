@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from datetime import datetime, timezone
 
 import pytest
 
@@ -33,6 +34,9 @@ devices = [{ kind = "co2", faults = { malformed = 1.0 } }]
 [[sites.rooms]]
 id = "drop"
 devices = [{ kind = "door", faults = { dropout = 0.2, dropout_seconds = 0.5 } }]
+[[sites.rooms]]
+id = "skew"
+devices = [{ kind = "temperature", faults = { clock_skew = 1.0, clock_skew_seconds = 3600, stuck = 1.0 } }]
 [[sites.rooms]]
 id = "ok"
 devices = [{ kind = "power" }, { kind = "fan" }]
@@ -73,14 +77,18 @@ async def test_each_fault_mode_reaches_the_broker_as_specified(tmp_path):
             assert reordered != sorted(reordered) and sorted(reordered) == list(range(1, len(reordered) + 1))
             assert {m.payload for m in observer.on("devices/bad-co2-1/telemetry")} <= set(MALFORMED)
             assert seqs(observer, "ok-power-1") == sorted(seqs(observer, "ok-power-1"))
+            skewed = [json.loads(m.payload) for m in observer.on("devices/skew-temperature-1/telemetry")]
+            assert len({(r["temperature"], r["humidity"]) for r in skewed}) == 1  # stuck at its first values
+            ahead = datetime.fromisoformat(skewed[-1]["ts"]) - datetime.now(timezone.utc)
+            assert 3500 < ahead.total_seconds() < 3610
             [fan_report] = [json.loads(m.payload) for m in observer.on("devices/ok-fan-1/telemetry")]
             assert fan_report["state"] == "off"  # an actuator reports its state once at start
 
             def all_said_goodbye() -> bool:  # a clean stop publishes a retained offline
                 final = {m.topic: m.payload for m in observer.on("devices/") if m.topic.endswith("/status")}
-                return len(final) == 6 and set(final.values()) == {b"offline"}
+                return len(final) == 7 and set(final.values()) == {b"offline"}
 
             await async_wait_for(all_said_goodbye, 10, "every device to say offline")
 
     summary = status.getvalue().splitlines()[-1]
-    assert summary.startswith("fleet summary: 6 devices") and "duplicate" in summary and "dropout" in summary
+    assert summary.startswith("fleet summary: 7 devices") and "duplicate" in summary and "dropout" in summary
