@@ -112,23 +112,23 @@ class ReadingV1(Located):
         return next((m for m in self.measurements if m.name == name), None)
 
 
-class AlertRaisedV1(Located):
-    event_type: ClassVar[str] = "alert.raised.v1"
+class _Alert(Located):
+    """An alert about one metric of the subject: the value that decided it and the limit it crossed."""
+
     alert: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
     metric: MetricName
     value: float
     limit: float
     unit: str
+
+
+class AlertRaisedV1(_Alert):
+    event_type: ClassVar[str] = "alert.raised.v1"
     above_seconds: float = Field(ge=0)
 
 
-class AlertClearedV1(Located):
+class AlertClearedV1(_Alert):
     event_type: ClassVar[str] = "alert.cleared.v1"
-    alert: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
-    metric: MetricName
-    value: float
-    limit: float
-    unit: str
 
 
 SwitchState = Literal["on", "off"]

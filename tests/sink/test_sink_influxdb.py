@@ -43,6 +43,15 @@ class Harness:
         self.acks.append(ack)
         return ack
 
+    def deliver_readings(self, subject: str, count: int) -> list[str]:
+        """Deliver `count` readings about `subject`; returns their event ids."""
+        ids = []
+        for n in range(count):
+            message, event_id = reading_message(subject, n)
+            self.deliver(message)
+            ids.append(event_id)
+        return ids
+
     def published(self, event_type: str) -> list:
         return [decode_event(m.payload) for m in self.broker.history if m.topic.startswith(f"events/{event_type}/")]
 
@@ -50,11 +59,7 @@ class Harness:
 async def test_batch_is_stored_then_acknowledged(stack):
     subject = f"s-{uuid.uuid4().hex[:8]}"
     harness = Harness(stack)
-    ids = []
-    for n in range(10):
-        message, event_id = reading_message(subject, n)
-        harness.deliver(message)
-        ids.append(event_id)
+    ids = harness.deliver_readings(subject, 10)
     assert not any(ack.done() for ack in harness.acks)
     await harness.sink.flush(asyncio.Event())
     assert all(ack.done() for ack in harness.acks)
@@ -85,11 +90,7 @@ async def test_a_point_influxdb_refuses_is_isolated_and_the_rest_is_stored(fresh
     writer = InfluxV1(load_settings(fresh_stack.env("sink")).influx)
     writer.write([f'events,subject={conflicting},type=reading.v1 sequence="text" {time.time_ns()}'])
     harness = Harness(fresh_stack)
-    good_ids = []
-    for n in range(7):
-        message, event_id = reading_message(subject, n)
-        harness.deliver(message)
-        good_ids.append(event_id)
+    good_ids = harness.deliver_readings(subject, 7)
     bad_message, bad_id = reading_message(conflicting, 99, sequence=5)
     harness.deliver(bad_message)
     await harness.sink.flush(asyncio.Event())
