@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections import Counter
+from pathlib import Path
 from collections.abc import Callable
 from typing import Protocol
 
@@ -15,6 +16,7 @@ from .errors import ChoreoError, ConfigError
 from .service import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, configure_logging, serve
 from .settings import Settings, load_settings
 from .manifest import ServiceSpec
+from .state import StateStore
 from .transport import ClientConfig, MqttTransport, Transport
 
 log = logging.getLogger("choreo")
@@ -40,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("ingest", help="turn device payloads into canonical facts")
 
     reactor = commands.add_parser("reactor", help="run one reactor")
-    reactor.add_argument("name", help="the reactor to run, e.g. threshold")
+    reactor.add_argument("name", help="the reactor to run: threshold, availability, climate, door, energy, anomaly")
+    reactor.add_argument("--partition", metavar="INDEX/COUNT",
+                         help="run one of COUNT instances, each handling its share of the subjects (e.g. 0/2)")
 
     commands.add_parser("sink", help="store every event in InfluxDB")
 
@@ -77,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _settings_with_flags(args: argparse.Namespace) -> Settings:
     """Settings from the environment and choreo.toml, with command-line flags taking precedence."""
+    return load_settings(_environment(args))
+
+
+def _environment(args: argparse.Namespace) -> dict[str, str]:
     env = dict(os.environ)
     if args.command == "devices":
         for key in ("count", "kinds", "interval"):
@@ -85,7 +93,7 @@ def _settings_with_flags(args: argparse.Namespace) -> Settings:
                 env.pop("CHOREO_FLEET_FILE", None)  # quick flags ask for the quick fleet
         if args.fleet:
             env["CHOREO_FLEET_FILE"] = args.fleet
-    return load_settings(env)
+    return env
 
 
 def cmd_devices(args: argparse.Namespace, settings: Settings) -> int:
@@ -114,8 +122,36 @@ def cmd_reactor(args: argparse.Namespace, settings: Settings) -> int:
     if args.name not in REACTORS:
         print(f"choreo reactor: unknown reactor {args.name!r}; known: {', '.join(sorted(REACTORS))}", file=sys.stderr)
         return EXIT_CONFIG
-    reactor = REACTORS[args.name](settings)
-    return _serve_consumer(settings, spec_of(reactor), lambda transport: ReactorRunner(reactor, transport))
+    build = REACTORS[args.name]
+    reactor = build(settings)
+    partition = _partition(args.partition)
+    suffix = f"-{partition[0]}-of-{partition[1]}" if partition else ""
+    store = StateStore(None if reactor.shared else Path(settings.reactors.state_dir) / f"{reactor.name}{suffix}.json")
+    spec = spec_of(reactor)
+
+    def reload() -> None:
+        try:
+            reactor.settings = build(load_settings(_environment(args))).settings
+            log.info("%s reloaded its settings", reactor.name)
+        except ConfigError as exc:
+            log.error("%s kept its settings: %s", reactor.name, exc.message)
+
+    client_id = f"{reactor.name}{suffix}" if not reactor.shared else f"{reactor.name}-{os.getpid()}"
+    return _serve_consumer(settings, spec, lambda transport: ReactorRunner(reactor, transport, store, partition=partition),
+                           reload=reload, client_id=client_id)
+
+
+def _partition(text: str | None) -> tuple[int, int] | None:
+    """`--partition 2/4`: this instance handles the subjects whose hash modulo 4 is 2 (counting from 0)."""
+    if text is None:
+        return None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--partition {text!r}: expected INDEX/COUNT, e.g. 0/2") from None
+    if not 0 <= index < count:
+        raise ConfigError(f"--partition {text!r}: INDEX must be 0 to COUNT-1")
+    return index, count
 
 
 def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
@@ -129,7 +165,7 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve_consumer(settings: Settings, spec: ServiceSpec, build: Callable[[Transport], Consumer],
-                    **client_options: object) -> int:
+                    reload: Callable[[], None] | None = None, **client_options: object) -> int:
     """Connect as `spec.name`, subscribe, announce the manifest, consume until stopped."""
 
     async def main(stop: asyncio.Event) -> None:
@@ -143,7 +179,7 @@ def _serve_consumer(settings: Settings, spec: ServiceSpec, build: Callable[[Tran
             transport.publish(spec.manifest(online=False))
         log.info("%s stopped: %s %s", spec.name, dict(service.counts), transport.stats.as_dict())
 
-    return serve(spec.name, main)
+    return serve(spec.name, main, reload)
 
 
 def cmd_history(args: argparse.Namespace, settings: Settings) -> int:

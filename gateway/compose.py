@@ -13,7 +13,7 @@ from .credentials import Credentials, write_private
 COMPOSE_DIR = Path(".choreo/compose")
 INFLUX_ORG = "choreo"
 INFLUX_BUCKET = "choreo"
-SERVICES = ("ingest", "threshold", "climate", "sink", "monitor")
+SERVICES = ("ingest", "threshold", "availability", "climate", "door", "energy", "anomaly", "sink", "monitor")
 # Only these talk to InfluxDB. They share the initial all-access token: create narrower
 # tokens in InfluxDB 2.x (a write token for the sink, a read token for monitor) for production.
 INFLUX_USERS = ("sink", "monitor")

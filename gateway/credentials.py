@@ -17,7 +17,8 @@ from pathlib import Path
 from .errors import ConfigError
 from .topics import validate_id
 
-SERVICE_ACCOUNTS = ("admin", "monitor", "ingest", "threshold", "climate", "sink")
+SERVICE_ACCOUNTS = ("admin", "monitor", "ingest", "threshold", "availability", "climate", "door", "energy",
+                    "anomaly", "sink")
 MOSQUITTO_ITERATIONS = 101
 
 

@@ -35,9 +35,12 @@ DEMO_SETTINGS = {
     "CHOREO_THRESHOLD_HIGH": "28",
     "CHOREO_THRESHOLD_HYSTERESIS": "1",
     "CHOREO_THRESHOLD_MIN_DURATION": "2",
+    "CHOREO_DOOR_LIMIT_SECONDS": "5",
+    "CHOREO_AVAILABILITY_SILENCE_SECONDS": "10",
+    "CHOREO_ENERGY_PERIOD_SECONDS": "10",
 }
-CONSUMERS = (("sink", ["sink"]), ("climate", ["reactor", "climate"]), ("threshold", ["reactor", "threshold"]),
-             ("ingest", ["ingest"]))
+REACTOR_NAMES = ("climate", "threshold", "availability", "door", "energy", "anomaly")
+CONSUMERS = (("sink", ["sink"]), *((name, ["reactor", name]) for name in REACTOR_NAMES), ("ingest", ["ingest"]))
 READY_TIMEOUT = 30.0
 COLOURS = {"alert.raised.v1": "\033[1;31m", "alert.cleared.v1": "\033[32m", "event.rejected.v1": "\033[33m",
            "actuation.requested.v1": "\033[36m", "actuator.changed.v1": "\033[1;36m"}
@@ -54,7 +57,7 @@ class Demo:
         self.colour = sys.stdout.isatty()
 
     def run(self) -> int:
-        for server in ("mosquitto", "influxdb"):  # a fresh history each run; credentials are kept
+        for server in ("mosquitto", "influxdb", "state"):  # a fresh history each run; credentials are kept
             shutil.rmtree(self.state_dir / server, ignore_errors=True)
         with LocalStack(self.state_dir, self.device_ids) as stack:
             env_file = stack.write_env_file("monitor")
@@ -93,7 +96,7 @@ class Demo:
         with open(logs / f"{name}.log", "ab") as log_file:
             self.processes[name] = subprocess.Popen(
                 [sys.executable, "-m", "gateway.cli", *command],
-                env={**os.environ, **DEMO_SETTINGS, **env},
+                env={**os.environ, **DEMO_SETTINGS, "CHOREO_REACTORS_STATE_DIR": str(self.state_dir / "state"), **env},
                 stdout=log_file, stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches the demo only; it stops the services in order
             )
@@ -134,7 +137,7 @@ class Demo:
     def _stop_services(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan the services
         print("stopping: devices first, the sink last ...", flush=True)
-        for name in ("devices", "ingest", "threshold", "climate", "sink"):  # sources first, the sink last
+        for name in ("devices", "ingest", *reversed(REACTOR_NAMES), "sink"):  # sources first, the sink last
             process = self.processes.get(name)
             if process is None or process.poll() is not None:
                 continue

@@ -166,7 +166,20 @@ class DeviceOnlineV1(EventData):
 
 
 class DeviceOfflineV1(EventData):
+    """The device went away: it said so or its will did (`status`), or it fell silent (`silent`)."""
+
     event_type: ClassVar[str] = "device.offline.v1"
+    reason: Literal["status", "silent"] = "status"
+    silent_seconds: float | None = Field(default=None, ge=0)
+
+
+class EnergyMeasuredV1(Located):
+    """Energy a meter counted over one closed period."""
+
+    event_type: ClassVar[str] = "energy.measured.v1"
+    period_start: UtcTime
+    period_end: UtcTime
+    energy_wh: float = Field(ge=0)
 
 
 class EventRejectedV1(EventData):
@@ -186,7 +199,7 @@ class EventRejectedV1(EventData):
 EVENT_TYPES: dict[str, type[EventData]] = {
     model.event_type: model
     for model in (ReadingV1, AlertRaisedV1, AlertClearedV1, ActuationRequestedV1, ActuatorChangedV1,
-                  DeviceOnlineV1, DeviceOfflineV1, EventRejectedV1)
+                  DeviceOnlineV1, DeviceOfflineV1, EnergyMeasuredV1, EventRejectedV1)
 }
 
 

@@ -86,6 +86,10 @@ def summarize(event_type: str, data: dict) -> str:
     if event_type in ("actuation.requested.v1", "actuator.changed.v1"):
         state = " ".join(f"{key}={data[key]}" for key in ("state", "position") if data.get(key) is not None)
         return f"{state} ({data['reason']})" if "reason" in data else state
+    if event_type == "energy.measured.v1":
+        return f"{data['energy_wh']:g} Wh from {data['period_start'][11:19]} to {data['period_end'][11:19]}"
+    if event_type == "device.offline.v1" and data.get("reason") == "silent":
+        return f"silent for {data['silent_seconds']:g}s"
     if event_type == "event.rejected.v1":
         return f"{data['rejected_by']}: {data['reason']}"
     return json.dumps(data, separators=(",", ":"))[:80]

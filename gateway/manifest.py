@@ -25,6 +25,7 @@ class ServiceSpec:
     reads: tuple[str, ...]
     consumes: tuple[str, ...]
     emits: tuple[str, ...]
+    version: str = VERSION
 
     def manifest(self, *, online: bool) -> Message:
         document = {
@@ -33,7 +34,7 @@ class ServiceSpec:
             "consumes": list(self.consumes),
             "emits": list(self.emits),
             "reads": list(self.reads),
-            "version": VERSION,
+            "version": self.version,
             "instance": f"{socket.gethostname()}:{os.getpid()}",
         }
         return Message(service_topic(self.name), json.dumps(document).encode(), qos=1, retain=True)

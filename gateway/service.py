@@ -22,14 +22,18 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("gmqtt").setLevel(logging.ERROR)  # its reconnect chatter; we log our own
 
 
-def serve(name: str, main: Callable[[asyncio.Event], Awaitable[object]]) -> int:
-    """Run `main(stop)` until it returns; SIGTERM or SIGINT sets `stop` for a clean shutdown."""
+def serve(name: str, main: Callable[[asyncio.Event], Awaitable[object]],
+          reload: Callable[[], None] | None = None) -> int:
+    """Run `main(stop)` until it returns; SIGTERM or SIGINT sets `stop` for a clean shutdown,
+    SIGHUP calls `reload` (if given) to re-read settings without a restart."""
 
     async def runner() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if reload is not None:
+            loop.add_signal_handler(signal.SIGHUP, reload)
         await main(stop)
 
     try:

@@ -48,15 +48,63 @@ class InfluxSettings(_Section):
     timeout: float = Field(default=10.0, gt=0)
 
 
-class ThresholdSettings(_Section):
-    metric: str = Field(default="temperature", pattern=r"^[a-z][a-z0-9_]{0,31}$")
-    high: float = 28.0
-    hysteresis: float = Field(default=1.0, ge=0)
-    min_duration: float = Field(default=3.0, ge=0, description="seconds above the limit before raising")
-
-
 def _comma_separated(value: Any) -> Any:
     return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
+
+
+class ThresholdRule(_Section):
+    """Limits for one metric, optionally only in one site or room; unset limits are not checked."""
+
+    metric: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    high: float | None = None
+    low: float | None = None
+    hysteresis: float = Field(default=1.0, ge=0)
+    min_duration: float = Field(default=3.0, ge=0, description="seconds beyond a limit before raising")
+    site: str | None = None
+    room: str | None = None
+
+
+class ThresholdSettings(_Section):
+    """The default rule (metric, high, low, ...) plus `rules` for other metrics, sites and rooms."""
+
+    metric: str = Field(default="temperature", pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    high: float | None = 28.0
+    low: float | None = None
+    hysteresis: float = Field(default=1.0, ge=0)
+    min_duration: float = Field(default=3.0, ge=0, description="seconds beyond a limit before raising")
+    rules: list[ThresholdRule] = []
+
+    def rule_for(self, metric: str, site: str | None, room: str | None) -> ThresholdRule | None:
+        """The most specific rule for a metric where the reading was taken: room, then site, then any."""
+        default = ThresholdRule(metric=self.metric, high=self.high, low=self.low, hysteresis=self.hysteresis,
+                                min_duration=self.min_duration)
+        candidates = [rule for rule in (*self.rules, default) if rule.metric == metric
+                      and rule.site in (None, site) and rule.room in (None, room)]
+        return max(candidates, key=lambda rule: (rule.room is not None, rule.site is not None), default=None)
+
+
+class DoorSettings(_Section):
+    limit_seconds: float = Field(default=60.0, gt=0, description="open longer than this raises door.open_too_long")
+
+
+class AvailabilitySettings(_Section):
+    silence_seconds: float = Field(default=30.0, gt=0, description="no telemetry this long: device.offline.v1")
+
+
+class EnergySettings(_Section):
+    period_seconds: int = Field(default=3600, ge=1, description="energy.measured.v1 per device per period")
+
+
+class AnomalySettings(_Section):
+    metrics: Annotated[list[str], BeforeValidator(_comma_separated)] = ["temperature", "humidity", "co2", "power"]
+    window: int = Field(default=60, ge=5, description="readings in the rolling statistics")
+    min_samples: int = Field(default=20, ge=3)
+    sigmas: float = Field(default=5.0, gt=0, description="outlier: this many standard deviations from the mean")
+    stuck_seconds: float = Field(default=120.0, gt=0, description="an unchanged value this long: sensor stuck")
+
+
+class ReactorsSettings(_Section):
+    state_dir: str = Field(default=".choreo/state", description="where reactors checkpoint their state")
 
 
 class DeviceSettings(_Section):
@@ -83,6 +131,11 @@ class Settings(_Section):
     influx: InfluxSettings = InfluxSettings()
     threshold: ThresholdSettings = ThresholdSettings()
     climate: ClimateSettings = ClimateSettings()
+    door: DoorSettings = DoorSettings()
+    availability: AvailabilitySettings = AvailabilitySettings()
+    energy: EnergySettings = EnergySettings()
+    anomaly: AnomalySettings = AnomalySettings()
+    reactors: ReactorsSettings = ReactorsSettings()
     devices: DeviceSettings = DeviceSettings()
     fleet: FleetSettings = FleetSettings()
 

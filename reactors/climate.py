@@ -1,43 +1,48 @@
 """Climate: while any sensor in a room has the configured alert raised, ask the room's fans to run.
 
-Per room it keeps the set of subjects with the alert raised; the first raise requests
-`on` from each actuator of the configured kinds in that room, the last clear `off`.
-The actuators decide and report (`actuator.changed.v1`).
+Its state is per room: the subjects with the alert raised. The first raise requests `on`
+from each actuator of the configured kinds in that room, the last clear `off`. The
+actuators decide and report (`actuator.changed.v1`). Stateful by room: run one instance.
 """
 from __future__ import annotations
 
+from pydantic import BaseModel
+
+from gateway.errors import ConfigError
 from gateway.events import ActuationRequestedV1, AlertClearedV1, AlertRaisedV1, Event
 from gateway.fleet import Registry
-from gateway.reactor import Emission
-from gateway.settings import ClimateSettings
+from gateway.reactor import Context, Reactor
+from gateway.settings import Settings, load_fleet
 
 
-class ClimateReactor:
-    name = "climate"
-    consumes = (AlertRaisedV1.event_type, AlertClearedV1.event_type)
-    emits = (ActuationRequestedV1.event_type,)
+class RoomState(BaseModel):
+    alerting: list[str] = []  # subjects in the room with the alert raised
 
-    def __init__(self, settings: ClimateSettings, registry: Registry) -> None:
-        self.settings = settings
-        self.registry = registry
-        self.alerting: dict[tuple[str, str], set[str]] = {}  # (site, room) -> subjects with the alert raised
 
-    def react(self, event: Event) -> list[Emission]:
+def build(settings: Settings, registry: Registry | None = None) -> Reactor:
+    if registry is None:
+        if not settings.fleet.file:
+            raise ConfigError("the climate reactor needs fleet.file (CHOREO_FLEET_FILE) to know each room's actuators")
+        registry = Registry(load_fleet(settings))
+    reactor = Reactor("climate", description="runs a room's fans while a sensor there is too warm",
+                      state=RoomState, settings=settings.climate)
+
+    @reactor.on(AlertRaisedV1.event_type, AlertClearedV1.event_type, emits=[ActuationRequestedV1.event_type])
+    def react(event: Event, ctx: Context) -> list:
         data = event.data
-        if not isinstance(data, (AlertRaisedV1, AlertClearedV1)) or data.alert != self.settings.alert:
+        if data.alert != ctx.settings.alert or data.site is None or data.room is None:
             return []
-        if data.site is None or data.room is None:
-            return []  # the registry did not place this subject in a room
-        room = (data.site, data.room)
-        subjects = self.alerting.setdefault(room, set())
-        needed_before = bool(subjects)
+        room = ctx.state_of(f"{data.site}/{data.room}")
+        needed_before = bool(room.alerting)
         if isinstance(data, AlertRaisedV1):
-            subjects.add(event.subject)
+            room.alerting = sorted({*room.alerting, event.subject})
         else:
-            subjects.discard(event.subject)
-        if bool(subjects) == needed_before:
+            room.alerting = [subject for subject in room.alerting if subject != event.subject]
+        if bool(room.alerting) == needed_before:
             return []
-        state = "on" if subjects else "off"
-        reason = f"{data.alert} {'raised' if subjects else 'cleared'} by {event.subject} in {data.room}"
-        actuators = self.registry.actuators(data.site, data.room, tuple(self.settings.actuators))
+        state = "on" if room.alerting else "off"
+        reason = f"{data.alert} {'raised' if room.alerting else 'cleared'} by {event.subject} in {data.room}"
+        actuators = registry.actuators(data.site, data.room, tuple(ctx.settings.actuators))
         return [(actuator, ActuationRequestedV1(state=state, reason=reason)) for actuator in actuators]
+
+    return reactor

@@ -1,48 +1,63 @@
-"""Threshold alerts: raised when a metric stays above a limit, cleared below limit minus hysteresis."""
+"""Threshold alerts: `{metric}.high` / `{metric}.low` raised when a reading stays beyond a limit for
+a minimum duration, cleared once it is back past the limit by the hysteresis. Limits come from
+the [threshold] settings, with per-metric, per-site and per-room rules."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.events import AlertClearedV1, AlertRaisedV1, Event, EventData, ReadingV1
-from gateway.settings import ThresholdSettings
+from pydantic import BaseModel
+
+from gateway.events import AlertClearedV1, AlertRaisedV1, Event, Measurement, ReadingV1
+from gateway.reactor import Context, Reactor
+from gateway.settings import Settings, ThresholdRule
 
 
-@dataclass(slots=True)
-class _SubjectState:
-    above_since: datetime | None = None
+class LimitState(BaseModel):
+    beyond_since: datetime | None = None
     raised: bool = False
 
 
-class ThresholdReactor:
-    name = "threshold"
-    consumes = ("reading.v1",)
-    emits = ("alert.raised.v1", "alert.cleared.v1")
+class ThresholdState(BaseModel):
+    limits: dict[str, LimitState] = {}  # by alert name, e.g. "temperature.high"
 
-    def __init__(self, settings: ThresholdSettings) -> None:
-        self.settings = settings
-        self.alert = f"{settings.metric}.high"
-        self.states: dict[str, _SubjectState] = {}
 
-    def react(self, event: Event) -> list[EventData]:
-        measurement = event.data.value_of(self.settings.metric) if isinstance(event.data, ReadingV1) else None
-        if measurement is None:
-            return []
-        state = self.states.setdefault(event.subject, _SubjectState())
-        limit = self.settings.high
-        if measurement.value > limit:
-            state.above_since = state.above_since or event.time
-            above_seconds = (event.time - state.above_since).total_seconds()
-            if not state.raised and above_seconds >= self.settings.min_duration:
-                state.raised = True
-                return [AlertRaisedV1(alert=self.alert, metric=measurement.name, value=measurement.value, limit=limit,
-                                      unit=measurement.unit, above_seconds=above_seconds,
-                                      site=event.data.site, room=event.data.room)]
-            return []
-        state.above_since = None
-        if state.raised and measurement.value < limit - self.settings.hysteresis:
-            state.raised = False
-            return [AlertClearedV1(alert=self.alert, metric=measurement.name, value=measurement.value,
-                                   limit=limit - self.settings.hysteresis, unit=measurement.unit,
-                                   site=event.data.site, room=event.data.room)]
+def build(settings: Settings) -> Reactor:
+    reactor = Reactor("threshold", description="alerts when a metric stays beyond its limits",
+                      state=ThresholdState, settings=settings.threshold)
+
+    @reactor.on(ReadingV1.event_type, emits=[AlertRaisedV1.event_type, AlertClearedV1.event_type])
+    def check(event: Event, ctx: Context) -> list:
+        data = event.data
+        facts = []
+        for measurement in data.measurements:
+            rule = ctx.settings.rule_for(measurement.name, data.site, data.room)
+            if rule is None:
+                continue
+            for direction, limit in (("high", rule.high), ("low", rule.low)):
+                if limit is not None:
+                    facts += _check(ctx.state, event, measurement, direction, limit, rule)
+        return facts
+
+    return reactor
+
+
+def _check(state: ThresholdState, event: Event, m: Measurement, direction: str, limit: float,
+           rule: ThresholdRule) -> list:
+    alert = f"{m.name}.{direction}"
+    limit_state = state.limits.setdefault(alert, LimitState())
+    sign = 1 if direction == "high" else -1
+    location = {"site": event.data.site, "room": event.data.room}
+    if sign * (m.value - limit) > 0:
+        limit_state.beyond_since = limit_state.beyond_since or event.time
+        beyond = (event.time - limit_state.beyond_since).total_seconds()
+        if not limit_state.raised and beyond >= rule.min_duration:
+            limit_state.raised = True
+            return [AlertRaisedV1(alert=alert, metric=m.name, value=m.value, limit=limit, unit=m.unit,
+                                  above_seconds=beyond, **location)]
         return []
+    limit_state.beyond_since = None
+    clear_below = limit - sign * rule.hysteresis
+    if limit_state.raised and sign * (m.value - clear_below) < 0:
+        limit_state.raised = False
+        return [AlertClearedV1(alert=alert, metric=m.name, value=m.value, limit=clear_below, unit=m.unit, **location)]
+    return []

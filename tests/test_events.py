@@ -12,6 +12,7 @@ from gateway.events import (
     AlertRaisedV1,
     DeviceOfflineV1,
     DeviceOnlineV1,
+    EnergyMeasuredV1,
     Event,
     EventRejectedV1,
     Measurement,
@@ -30,6 +31,9 @@ SAMPLES = [
     ActuatorChangedV1(position=40, room="lab"),
     DeviceOnlineV1(),
     DeviceOfflineV1(),
+    DeviceOfflineV1(reason="silent", silent_seconds=30),
+    EnergyMeasuredV1(period_start=datetime(2026, 1, 1, 8, tzinfo=timezone.utc),
+                     period_end=datetime(2026, 1, 1, 9, tzinfo=timezone.utc), energy_wh=412.5),
     EventRejectedV1(reason="bad", rejected_by="gateway/ingest", topic="devices/x/telemetry", excerpt="{"),
 ]
 
@@ -44,7 +48,7 @@ def test_every_event_type_has_a_sample():
     assert {sample.event_type for sample in SAMPLES} == set(EVENT_TYPES)
 
 
-@pytest.mark.parametrize("data", SAMPLES, ids=lambda d: d.event_type)
+@pytest.mark.parametrize("data", SAMPLES, ids=lambda d: d.event_type)  # ids repeat for a type's variants
 def test_round_trip_keeps_every_attribute(data):
     event = new_event(data, source="gateway/ingest", subject="temp-1", sequence=7)
     decoded = decode_event(event.to_json())

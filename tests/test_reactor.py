@@ -1,91 +1,136 @@
-"""The reactor runtime, through the in-memory transport."""
+"""The reactor runtime: registry, envelopes, dedupe, ordering, errors, checkpoints and replay."""
 import asyncio
-from datetime import datetime, timedelta, timezone
+import json
 
-from gateway.events import AlertRaisedV1, Event, Measurement, ReadingV1, decode_event, new_event
-from gateway.reactor import ReactorRunner
-from gateway.topics import event_topic
+import pytest
+
 from gateway.errors import TransportError
+from gateway.events import AlertRaisedV1, Event, Measurement, ReadingV1, new_event
+from gateway.reactor import Reactor, ReactorRunner
+from gateway.state import StateStore
+from gateway.testing import ReactorHarness
+from gateway.topics import event_topic
 from gateway.transport import ClientConfig, Delivery, MemoryBroker, MemoryTransport, Message
 
-T0 = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
+
+def reading(value: float) -> ReadingV1:
+    return ReadingV1(measurements=[Measurement(name="temperature", unit="Cel", value=value)])
 
 
-def reading(value: float, at: float = 0.0, subject: str = "temp-1") -> Event:
-    data = ReadingV1(measurements=[Measurement(name="temperature", unit="Cel", value=value)])
-    return new_event(data, source=f"device/{subject}", subject=subject, time=T0 + timedelta(seconds=at))
+def echo() -> Reactor:
+    """Raises an alert for every reading; fails on 13; emits an undeclared type on 99."""
+    reactor = Reactor("echo")
 
-
-class Echo:
-    """Raises an alert for every reading; fails on a value of 13; emits undeclared types on 99."""
-
-    name = "echo"
-    consumes = ("reading.v1",)
-    emits = ("alert.raised.v1",)
-
-    def react(self, event):
+    @reactor.on("reading.v1", emits=["alert.raised.v1"])
+    def react(event, ctx):
         value = event.data.measurements[0].value
         if value == 13:
             raise RuntimeError("unlucky")
         if value == 99:
-            return [ReadingV1(measurements=event.data.measurements)]
+            return [reading(value)]
+        ctx.state_of("count")  # touch state so checkpoints carry something
         return [AlertRaisedV1(alert="echo", metric="temperature", value=value, limit=0, unit="Cel", above_seconds=0)]
+
+    return reactor
 
 
 def message_of(event: Event) -> Message:
     return Message(event_topic(event.type, event.subject), event.to_json())
 
 
-async def run_through(reactor, messages: list[Message]) -> list[Event]:
-    """Feed messages through a runner on a memory broker; return every event it published."""
-    broker = MemoryBroker()
-    async with MemoryTransport(broker, ClientConfig("runner")) as transport:
-        runner = ReactorRunner(reactor, transport)
-        await transport.subscribe(*runner.spec.reads)
-        for message in messages:
-            broker.route(message)
-        while (delivery := await transport.receive(timeout=0)) is not None:
-            runner.process(delivery)
-    return [decode_event(m.payload) for m in broker.history if m.topic.startswith("events/") and m not in messages]
+def test_the_registry_declares_what_a_reactor_consumes_and_emits():
+    reactor = echo()
+    assert reactor.consumes == ("reading.v1",) and reactor.emits == {"alert.raised.v1"}
+    with pytest.raises(ValueError, match="unknown event type 'reading.v9'"):
+        reactor.on("reading.v9")(lambda event, ctx: None)
+    with pytest.raises(ValueError, match="already handles reading.v1"):
+        reactor.on("reading.v1")(lambda event, ctx: None)
 
 
-async def test_emitted_facts_carry_causation_correlation_and_source():
-    cause = reading(21.0)
-    [alert] = await run_through(Echo(), [message_of(cause)])
-    assert alert.type == "alert.raised.v1"
-    assert alert.causationid == cause.id and alert.correlationid == cause.correlationid
-    assert alert.source == "reactor/echo" and alert.subject == "temp-1" and alert.sequence == 1
+async def test_facts_carry_source_sequence_causation_and_correlation():
+    harness = ReactorHarness(echo())
+    cause = harness.event(reading(1), subject="t-1")
+    [fact] = await harness.send(cause)
+    assert (fact.source, fact.subject, fact.sequence) == ("reactor/echo", "t-1", 1)
+    assert (fact.causationid, fact.correlationid, fact.time) == (cause.id, cause.correlationid, cause.time)
 
 
-async def test_the_same_event_delivered_twice_has_its_effect_once():
-    cause = message_of(reading(21.0))
-    emitted = await run_through(Echo(), [cause, cause, cause])
-    assert len(emitted) == 1
+async def test_every_event_delivered_twice_has_its_effect_once():
+    harness = ReactorHarness(echo())
+    facts = []
+    for value in range(10):
+        event = harness.event(reading(value), subject="t-1")
+        facts += await harness.send(event) + await harness.send(event)
+    assert len(facts) == 10 and len({f.id for f in facts}) == 10
+    assert harness.runner.counts["duplicates"] == 10
 
 
 async def test_a_failing_handler_becomes_a_rejection_and_the_stream_goes_on():
-    emitted = await run_through(Echo(), [message_of(reading(13.0)), message_of(reading(14.0))])
-    assert [e.type for e in emitted] == ["event.rejected.v1", "alert.raised.v1"]
-    assert emitted[0].data.reason == "handler raised RuntimeError: unlucky"
-    assert emitted[0].data.rejected_by == "reactor/echo"
+    harness = ReactorHarness(echo())
+    rejected = await harness.send(reading(13), subject="t-1")
+    after = await harness.send(reading(14), subject="t-1")
+    assert [e.type for e in rejected + after] == ["event.rejected.v1", "alert.raised.v1"]
+    assert rejected[0].data.reason == "handler raised RuntimeError: unlucky"
+    assert rejected[0].data.rejected_by == "reactor/echo"
 
 
-async def test_undeclared_emissions_are_refused():
-    [rejected] = await run_through(Echo(), [message_of(reading(99.0))])
-    assert "echo emitted reading.v1, which it does not declare" in rejected.data.reason
+async def test_undeclared_emissions_and_invalid_events_are_rejected():
+    harness = ReactorHarness(echo())
+    [undeclared] = await harness.send(reading(99), subject="t-1")
+    assert "echo emitted reading.v1, which it does not declare" in undeclared.data.reason
+    [invalid] = await harness.send_message(Message("events/reading.v1/t-1", b'{"type": "reading.v1"}'))
+    assert invalid.subject == "unknown" and invalid.data.excerpt == '{"type": "reading.v1"}'
 
 
-async def test_invalid_events_become_rejections():
-    bad = Message("events/reading.v1/temp-1", b'{"type": "reading.v1"}')
-    [rejected] = await run_through(Echo(), [bad])
-    assert rejected.type == "event.rejected.v1" and rejected.subject == "unknown"
-    assert rejected.data.excerpt == '{"type": "reading.v1"}'
+async def test_sequence_gaps_and_late_events_are_counted_and_stale_ones_can_be_dropped():
+    reactor = echo()
+    reactor.drop_stale = True
+    harness = ReactorHarness(reactor)
+    results = [await harness.send(reading(n), subject="t-1", sequence=n) for n in (1, 2, 5, 3, 6)]
+    assert [len(r) for r in results] == [1, 1, 1, 0, 1]
+    counts = harness.runner.counts
+    assert (counts["sequence_gaps"], counts["late"], counts["dropped_stale"]) == (1, 1, 1)
+
+
+async def test_a_replay_after_a_crash_rebuilds_the_very_same_facts():
+    harness = ReactorHarness(echo())
+    events = [harness.event(reading(n), subject="t-1") for n in range(6)]
+    before = [f for e in events[:3] for f in await harness.send(e)]
+    harness.restart()  # checkpoint after three events
+    first_run = [f for e in events[3:] for f in await harness.send(e)]
+    crashed_runner = harness.runner
+    harness.runner = ReactorRunner(crashed_runner.reactor, harness.transport, harness.store, clock=lambda: harness.now)
+    replay = [f for e in events[3:] for f in await harness.send(e)]  # redelivered: nothing was acknowledged
+    assert [f.to_json() for f in replay] == [f.to_json() for f in first_run]
+    assert len(before) == 3 and len(replay) == 3
+
+
+async def test_deliveries_are_acknowledged_only_after_the_checkpoint(tmp_path):
+    broker = MemoryBroker()
+    async with MemoryTransport(broker, ClientConfig("echo")) as transport:
+        store = StateStore(tmp_path / "echo.json")
+        runner = ReactorRunner(echo(), transport, store)
+        ack = asyncio.get_running_loop().create_future()
+        runner.process(Delivery(message_of(new_event(reading(1), source="device/t-1", subject="t-1")), ack))
+        await asyncio.sleep(0)
+        assert not ack.done() and not store.path.exists()
+        runner.checkpoint()
+        await asyncio.wait_for(ack, 1)
+        snapshot = json.loads(store.path.read_text())
+        assert snapshot["sequence"] == 1 and len(snapshot["seen"]) == 1 and "count" in snapshot["states"]
+
+
+async def test_a_partition_handles_only_its_share_of_subjects():
+    harness = ReactorHarness(echo())
+    harness.runner.partition = (0, 2)
+    handled = [bool(await harness.send(reading(1), subject=f"t-{n}")) for n in range(40)]
+    assert 5 < sum(handled) < 35 and harness.runner.counts["other_partition"] == 40 - sum(handled)
 
 
 async def test_a_delivery_is_acknowledged_only_when_every_publish_succeeded():
     loop = asyncio.get_running_loop()
     first, second, ack = loop.create_future(), loop.create_future(), loop.create_future()
-    Delivery(message_of(reading(1.0)), ack).ack_when([first, second])
+    Delivery(Message("t", b""), ack).ack_when([first, second])
     first.set_result(None)
     await asyncio.sleep(0)
     assert not ack.done()
@@ -96,7 +141,7 @@ async def test_a_delivery_is_acknowledged_only_when_every_publish_succeeded():
 async def test_a_failed_publish_leaves_the_delivery_unacknowledged():
     loop = asyncio.get_running_loop()
     failed, ack = loop.create_future(), loop.create_future()
-    Delivery(message_of(reading(1.0)), ack).ack_when([failed])
+    Delivery(Message("t", b""), ack).ack_when([failed])
     failed.set_exception(TransportError("publish backlog full"))
     await asyncio.sleep(0)
     assert not ack.done()

@@ -44,7 +44,7 @@ def start_consumers(stack, services, observer: MqttObserver, settings: dict) -> 
 
 def test_reading_to_alert_to_influxdb_with_rejections_and_history(fresh_stack, services, fleet_file):
     stack = fresh_stack
-    settings = {**FAST, "CHOREO_FLEET_FILE": str(fleet_file)}
+    settings = {**FAST, "CHOREO_FLEET_FILE": str(fleet_file), "CHOREO_REACTORS_STATE_DIR": str(fleet_file.parent / "state")}
     monitor = ("monitor", stack.credentials.mqtt["monitor"])
     with MqttObserver(stack.broker.port, *monitor, client_id="pipeline-observer") as observer:
         observer.subscribe("choreo/services/+")

@@ -1,46 +1,68 @@
-from gateway.settings import ThresholdSettings
-from reactors.threshold import ThresholdReactor
-from tests.test_reactor import message_of, reading, run_through
+from gateway.events import Measurement, ReadingV1
+from gateway.settings import ThresholdRule, load_settings
+from reactors import threshold
 
-SETTINGS = ThresholdSettings(metric="temperature", high=28.0, hysteresis=1.0, min_duration=2.0)
-
-
-def types(events):
-    return [e.type for e in events]
+SETTINGS = load_settings({"CHOREO_THRESHOLD_HIGH": "28", "CHOREO_THRESHOLD_HYSTERESIS": "1",
+                          "CHOREO_THRESHOLD_MIN_DURATION": "2"})
 
 
-async def test_raises_only_after_staying_above_the_limit_for_the_minimum_duration():
-    readings = [reading(29, at=0), reading(29, at=1), reading(29.5, at=2), reading(30, at=3)]
-    emitted = await run_through(ThresholdReactor(SETTINGS), [message_of(r) for r in readings])
-    assert types(emitted) == ["alert.raised.v1"]
-    alert = emitted[0]
-    assert alert.causationid == readings[2].id
+def reading(value: float, metric: str = "temperature", unit: str = "Cel", room: str | None = None) -> ReadingV1:
+    return ReadingV1(measurements=[Measurement(name=metric, unit=unit, value=value)], site="hq" if room else None, room=room)
+
+
+async def feed(harness, values, subject="t-1", step=1.0, **options):
+    facts = []
+    for value in values:
+        facts += await harness.send(reading(value, **options), subject=subject)
+        await harness.advance(step)
+    return facts
+
+
+async def test_raises_only_after_the_minimum_duration_and_names_its_cause(harness_for):
+    async with harness_for(threshold.build(SETTINGS)) as harness:
+        first = await harness.send(reading(29), subject="t-1")
+        await harness.advance(1)
+        assert first + await harness.send(reading(29), subject="t-1") == []
+        await harness.advance(1)
+        cause = harness.event(reading(29.5), subject="t-1")
+        [alert] = await harness.send(cause)
+    assert alert.type == "alert.raised.v1" and alert.data.alert == "temperature.high"
+    assert (alert.causationid, alert.correlationid) == (cause.id, cause.correlationid)
     assert (alert.data.value, alert.data.limit, alert.data.above_seconds) == (29.5, 28.0, 2.0)
+    assert alert.time == cause.time  # a fact carries its cause's time, so a replay rebuilds it exactly
 
 
-async def test_a_dip_below_the_limit_restarts_the_duration():
-    readings = [reading(29, at=0), reading(27.5, at=1), reading(29, at=2), reading(29, at=3)]
-    assert await run_through(ThresholdReactor(SETTINGS), [message_of(r) for r in readings]) == []
+async def test_clears_only_below_the_limit_minus_hysteresis(harness_for):
+    async with harness_for(threshold.build(SETTINGS)) as harness:
+        facts = await feed(harness, [29, 29, 29, 27.5, 27.2, 26.9, 26])
+    assert [(f.type, f.data.value) for f in facts] == [("alert.raised.v1", 29.0), ("alert.cleared.v1", 26.9)]
+    assert facts[1].data.limit == 27.0
 
 
-async def test_clears_only_below_limit_minus_hysteresis():
-    readings = [reading(29, at=0), reading(29, at=2), reading(27.5, at=3), reading(27.2, at=4), reading(26.9, at=5), reading(26, at=6)]
-    emitted = await run_through(ThresholdReactor(SETTINGS), [message_of(r) for r in readings])
-    assert types(emitted) == ["alert.raised.v1", "alert.cleared.v1"]
-    cleared = emitted[1]
-    assert cleared.causationid == readings[4].id and cleared.data.limit == 27.0
-    assert cleared.correlationid == readings[4].correlationid
+async def test_a_dip_restarts_the_duration_and_subjects_are_independent(harness_for):
+    async with harness_for(threshold.build(SETTINGS)) as harness:
+        dipped = await feed(harness, [29, 27.5, 29, 29], subject="a")
+        other = await feed(harness, [29, 29, 29], subject="b")
+    assert dipped == [] and [f.subject for f in other] == ["b"]
 
 
-async def test_each_subject_has_its_own_state():
-    readings = [reading(29, at=0, subject="a"), reading(29, at=2, subject="b"), reading(29, at=2, subject="a")]
-    emitted = await run_through(ThresholdReactor(SETTINGS), [message_of(r) for r in readings])
-    assert [(e.type, e.subject) for e in emitted] == [("alert.raised.v1", "a")]
+async def test_low_limits_and_room_rules(harness_for):
+    settings = SETTINGS.model_copy(update={"threshold": SETTINGS.threshold.model_copy(update={"rules": [
+        ThresholdRule(metric="temperature", high=35, room="plant", min_duration=0),
+        ThresholdRule(metric="humidity", low=30, hysteresis=5, min_duration=0)]})})
+    async with harness_for(threshold.build(settings)) as harness:
+        plant = await feed(harness, [30, 36], room="plant", subject="p-1")
+        dry = await feed(harness, [25, 33, 36], metric="humidity", unit="%RH", subject="h-1")
+    assert [(f.data.alert, f.data.value) for f in plant] == [("temperature.high", 36.0)]
+    assert [(f.type, f.data.alert, f.data.value) for f in dry] == [
+        ("alert.raised.v1", "humidity.low", 25.0), ("alert.cleared.v1", "humidity.low", 36.0)]
+    assert plant[0].data.room == "plant"
 
 
-async def test_readings_without_the_metric_are_ignored():
-    from gateway.events import Measurement, ReadingV1, new_event
-
-    humidity = new_event(ReadingV1(measurements=[Measurement(name="humidity", unit="%RH", value=99)]),
-                         source="device/h-1", subject="h-1")
-    assert await run_through(ThresholdReactor(SETTINGS), [message_of(humidity)]) == []
+async def test_state_survives_a_restart(harness_for):
+    async with harness_for(threshold.build(SETTINGS)) as harness:
+        await feed(harness, [29, 29, 29])  # raised
+        harness.restart()
+        again = await feed(harness, [29.5])
+        cleared = await feed(harness, [20])
+    assert again == [] and [f.type for f in cleared] == ["alert.cleared.v1"]

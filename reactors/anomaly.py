@@ -1,0 +1,79 @@
+"""Anomalies: a reading far outside its device's recent behaviour (`{metric}.outlier`, from rolling
+statistics), and a sensor whose value has not changed for too long (`{metric}.stuck`). Each alert
+is cleared when the metric behaves again."""
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from gateway.events import AlertClearedV1, AlertRaisedV1, Event, Measurement, ReadingV1
+from gateway.reactor import Context, Reactor
+from gateway.settings import Settings
+
+
+class MetricState(BaseModel):
+    recent: list[float] = []  # the last `window` normal values
+    outlier: bool = False
+    unchanged_since: datetime | None = None
+    last_value: float | None = None
+    stuck: bool = False
+
+
+class AnomalyState(BaseModel):
+    metrics: dict[str, MetricState] = {}
+
+
+def build(settings: Settings) -> Reactor:
+    reactor = Reactor("anomaly", description="outliers and stuck sensors", state=AnomalyState,
+                      settings=settings.anomaly)
+
+    @reactor.on(ReadingV1.event_type, emits=[AlertRaisedV1.event_type, AlertClearedV1.event_type])
+    def inspect(event: Event, ctx: Context) -> list:
+        facts = []
+        for m in event.data.measurements:
+            if m.name in ctx.settings.metrics:
+                metric = ctx.state.metrics.setdefault(m.name, MetricState())
+                facts += _outlier(metric, m, event, ctx.settings) + _stuck(metric, m, event, ctx.settings)
+        return facts
+
+    return reactor
+
+
+def _alert(raised: bool, name: str, m: Measurement, limit: float, event: Event, seconds: float = 0.0):
+    location = {"site": event.data.site, "room": event.data.room}
+    if raised:
+        return AlertRaisedV1(alert=name, metric=m.name, value=m.value, limit=limit, unit=m.unit,
+                             above_seconds=seconds, **location)
+    return AlertClearedV1(alert=name, metric=m.name, value=m.value, limit=limit, unit=m.unit, **location)
+
+
+def _outlier(metric: MetricState, m: Measurement, event: Event, settings) -> list:
+    facts = []
+    if len(metric.recent) >= settings.min_samples:
+        mean = sum(metric.recent) / len(metric.recent)
+        spread = math.sqrt(sum((x - mean) ** 2 for x in metric.recent) / (len(metric.recent) - 1))
+        bound = settings.sigmas * max(spread, 1e-9 + abs(mean) * 1e-6)
+        outlying = abs(m.value - mean) > bound
+        if outlying != metric.outlier:
+            metric.outlier = outlying
+            facts.append(_alert(outlying, f"{m.name}.outlier", m, mean + math.copysign(bound, m.value - mean), event))
+        if outlying:
+            return facts  # an outlier does not join the statistics it stands out from
+    metric.recent = (metric.recent + [m.value])[-settings.window:]
+    return facts
+
+
+def _stuck(metric: MetricState, m: Measurement, event: Event, settings) -> list:
+    if m.value != metric.last_value:
+        metric.last_value, metric.unchanged_since = m.value, event.time
+        if metric.stuck:
+            metric.stuck = False
+            return [_alert(False, f"{m.name}.stuck", m, settings.stuck_seconds, event)]
+        return []
+    unchanged = (event.time - metric.unchanged_since).total_seconds()
+    if not metric.stuck and unchanged >= settings.stuck_seconds:
+        metric.stuck = True
+        return [_alert(True, f"{m.name}.stuck", m, settings.stuck_seconds, event, unchanged)]
+    return []

@@ -1,0 +1,40 @@
+"""Availability: a sensor silent for too long is `device.offline.v1` (reason `silent`); its next
+reading makes it `device.online.v1` again. Devices that said goodbye (or whose will did) are
+already offline by ingest's fact and are not timed out twice. Actuators report only when they
+change, so their silence means nothing; their will still tells when they are gone."""
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from gateway.events import DeviceOfflineV1, DeviceOnlineV1, Event, ReadingV1
+from gateway.reactor import Context, Reactor
+from gateway.settings import Settings
+
+
+class DeviceState(BaseModel):
+    silent: bool = False
+
+
+def build(settings: Settings) -> Reactor:
+    reactor = Reactor("availability", description="times out silent devices", state=DeviceState,
+                      settings=settings.availability)
+
+    @reactor.on(ReadingV1.event_type, emits=[DeviceOnlineV1.event_type])
+    def heard(event: Event, ctx: Context) -> list:
+        ctx.start_timer("silence", ctx.settings.silence_seconds)
+        if ctx.state.silent:
+            ctx.state.silent = False
+            return [DeviceOnlineV1()]
+        return []
+
+    @reactor.on(DeviceOfflineV1.event_type)
+    def went_away(event: Event, ctx: Context) -> list:
+        ctx.cancel_timer("silence")  # it is offline already; do not say so twice
+        return []
+
+    @reactor.timer("silence", emits=[DeviceOfflineV1.event_type])
+    def silent(ctx: Context) -> list:
+        ctx.state.silent = True
+        return [DeviceOfflineV1(reason="silent", silent_seconds=ctx.settings.silence_seconds)]
+
+    return reactor

@@ -1,0 +1,54 @@
+"""Energy: per meter and per period (an hour by default), the energy counted, emitted as the period
+closes, that is with the meter's first reading of the next period. A counter that goes backwards
+(the meter restarted) starts a new baseline."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from pydantic import BaseModel
+
+from gateway.events import EnergyMeasuredV1, Event, ReadingV1
+from gateway.reactor import Context, Reactor
+from gateway.settings import Settings
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class MeterState(BaseModel):
+    period_start: datetime | None = None
+    counter_at_start: float = 0.0  # the meter's Wh counter when the period started
+    counted: float = 0.0  # Wh counted in this period before any restart of the meter
+    last_counter: float = 0.0
+
+
+def period_of(moment: datetime, seconds: int) -> datetime:
+    return EPOCH + timedelta(seconds=int((moment - EPOCH).total_seconds()) // seconds * seconds)
+
+
+def build(settings: Settings) -> Reactor:
+    reactor = Reactor("energy", description="energy per meter per period", state=MeterState,
+                      settings=settings.energy)
+
+    @reactor.on(ReadingV1.event_type, emits=[EnergyMeasuredV1.event_type])
+    def measure(event: Event, ctx: Context) -> list:
+        reading = event.data.value_of("energy")
+        if reading is None:
+            return []
+        meter, seconds = ctx.state, ctx.settings.period_seconds
+        period = period_of(event.time, seconds)
+        facts = []
+        if meter.period_start is None:
+            meter.period_start, meter.counter_at_start = period, reading.value
+        elif reading.value < meter.last_counter:  # restarted: keep what was counted, count anew from here
+            meter.counted += meter.last_counter - meter.counter_at_start
+            meter.counter_at_start = reading.value
+        if period > meter.period_start:
+            energy = meter.counted + reading.value - meter.counter_at_start
+            facts.append(EnergyMeasuredV1(period_start=meter.period_start,
+                                          period_end=meter.period_start + timedelta(seconds=seconds),
+                                          energy_wh=round(energy, 6), site=event.data.site, room=event.data.room))
+            meter.period_start, meter.counter_at_start, meter.counted = period, reading.value, 0.0
+        meter.last_counter = reading.value
+        return facts
+
+    return reactor
