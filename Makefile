@@ -18,7 +18,7 @@ bench: setup
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/setup.sh
+$(STAMP): pyproject.toml scripts/setup.sh tools/asyncapi/package-lock.json
 	bash scripts/setup.sh $(VENV)
 	touch $(STAMP)
 

@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     secrets = commands.add_parser("secrets", help="write the broker password file and service env files for docker compose")
     secrets.add_argument("--out", default=".choreo/compose", help="folder for the files (default .choreo/compose)")
 
+    chart = commands.add_parser("map", help="draw the live choreography from the services' manifests")
+    chart.add_argument("--format", choices=["text", "mermaid"], default="text")
+
+    asyncapi = commands.add_parser("asyncapi", help="write the AsyncAPI 3.0 document of the choreography")
+    asyncapi.add_argument("--out", help="file to write (default: standard output)")
+
     demo = commands.add_parser("demo", help="start a broker and InfluxDB and run the whole choreography")
     demo.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     demo.add_argument("--state-dir", default=".choreo/demo", help="where the demo keeps its servers' state")
@@ -211,6 +217,52 @@ def cmd_secrets(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_map(args: argparse.Namespace, settings: Settings) -> int:
+    from .choreography import Choreography, collect_manifests
+
+    async def main() -> list:
+        config = ClientConfig.from_settings(settings.mqtt, f"choreo-map-{os.getpid()}", clean_start=True, session_expiry=0)
+        async with MqttTransport(config) as transport:
+            return await collect_manifests(transport)
+
+    try:
+        manifests = asyncio.run(main())
+    except ChoreoError as exc:
+        print(f"choreo map: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+    if not manifests:
+        print("choreo map: no service manifests on choreo/services/+ (is anything running?)", file=sys.stderr)
+        return EXIT_FAILED
+    graph = Choreography.of(manifests)
+    print(graph.mermaid() if args.format == "mermaid" else graph.text())
+    return EXIT_OK
+
+
+def cmd_asyncapi(args: argparse.Namespace, settings: Settings) -> int:
+    from .asyncapi import asyncapi_document
+
+    text = json.dumps(asyncapi_document(service_specs(settings)), indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def service_specs(settings: Settings) -> list[ServiceSpec]:
+    """Every service of the project, as declared in code (no broker needed)."""
+    from reactors import REACTORS, climate
+
+    from .fleet import Registry
+    from .ingest.service import SPEC as INGEST
+    from .reactor import spec_of
+    from .sink.service import SPEC as SINK
+
+    builders = {**REACTORS, "climate": lambda s: climate.build(s, Registry(None))}  # no fleet needed to describe it
+    return [INGEST, *(spec_of(build(settings)) for build in builders.values()), SINK]
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from .demo import run_demo
 
@@ -224,6 +276,8 @@ COMMANDS = {
     "sink": cmd_sink,
     "history": cmd_history,
     "secrets": cmd_secrets,
+    "map": cmd_map,
+    "asyncapi": cmd_asyncapi,
     "demo": cmd_demo,
 }
 

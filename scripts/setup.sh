@@ -10,6 +10,8 @@ command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
 command -v influxd >/dev/null || missing+=(influxdb)
 command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${missing[*]}"
     sudo=""
@@ -21,4 +23,10 @@ fi
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet -e ".[test,bench]"
+
+# The official AsyncAPI parser, which the tests use to check `choreo asyncapi`'s document.
+asyncapi=tools/asyncapi
+if [ ! -f "$asyncapi/node_modules/.package-lock.json" ] || [ "$asyncapi/package-lock.json" -nt "$asyncapi/node_modules/.package-lock.json" ]; then
+    npm ci --prefix "$asyncapi" --no-audit --no-fund --loglevel=error
+fi
 echo "setup: ready ($("$venv/bin/python" --version), $(/usr/sbin/mosquitto -h 2>/dev/null | head -1), influxd $(influxd version 2>/dev/null | awk '{print $2}'))"

@@ -68,6 +68,7 @@ class MqttObserver:
         self._lock = threading.Lock()
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
         self.client.username_pw_set(username, password)
+        self.client.max_queued_messages_set(0)
         self.client.on_message = self._on_message
         self.port = port
 
@@ -92,6 +93,12 @@ class MqttObserver:
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         self.client.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(10)
+
+    def publish_all(self, messages: list[tuple[str, bytes]], qos: int = 1) -> None:
+        """Publish in order without waiting for each acknowledgement, then wait for all of them."""
+        pending = [self.client.publish(topic, payload, qos=qos) for topic, payload in messages]
+        for info in pending:
+            info.wait_for_publish(30)
 
     def on(self, topic_prefix: str) -> list[paho.MQTTMessage]:
         with self._lock:

@@ -104,6 +104,14 @@ def test_reading_to_alert_to_influxdb_with_rejections_and_history(fresh_stack, s
         assert events and {e["subject"] for e in events} == {"lab-temperature-1"}
         assert {"reading.v1", "device.online.v1"} <= {e["type"] for e in events}
 
+        # `choreo map` draws the live choreography from the services' manifests.
+        chart = subprocess.run([sys.executable, "-m", "gateway.cli", "map"], env={**os.environ, **stack.env("monitor")},
+                               capture_output=True, text=True, timeout=60)
+        assert chart.returncode == 0, chart.stderr
+        assert "reading.v1               ingest -> threshold, sink" in chart.stdout
+        assert "alert.raised.v1          threshold -> climate, sink" in chart.stdout
+        assert "produced but consumed by nobody (only stored by sink): actuation.requested.v1" in chart.stdout
+
         # A device process killed without a goodbye leaves its last will: a stored device.offline.v1.
         devices.send_signal(signal.SIGKILL)
         devices.wait()
