@@ -114,3 +114,30 @@ async def test_publishes_outlive_a_lost_session_and_free_their_packet_ids(fresh_
     with MqttObserver(fresh_stack.broker.port, "admin", fresh_stack.credentials.mqtt["admin"], unique("paho")) as paho:
         paho.subscribe(f"{root}/#")
         wait_for(lambda: len(paho.on(root)) == 1200, 20, "1,200 retained messages")
+
+
+async def test_replicas_split_a_shared_subscription_within_their_acl(stack):
+    """Stateless reactors scale out through MQTT 5 shared subscriptions under their own account."""
+    def replica(name: str) -> MqttTransport:
+        return MqttTransport(ClientConfig(unique(name), port=stack.broker.port, username="threshold",
+                                          password=stack.credentials.mqtt["threshold"], clean_start=True, session_expiry=0))
+
+    group, root = unique("group"), unique("shared")
+    async with replica("a") as a, replica("b") as b, MqttTransport(admin_config(stack, unique("pub"))) as publisher:
+        for transport in (a, b):
+            await transport.subscribe(f"$share/{group}/events/reading.v1/+")
+        for n in range(20):
+            publisher.publish(Message(f"events/reading.v1/{root}-{n}", b"%d" % n))
+        assert await publisher.flush(timeout=10)
+        received = {"a": [], "b": []}
+
+        async def all_arrived() -> bool:
+            for name, transport in (("a", a), ("b", b)):
+                while (delivery := await transport.receive(timeout=0.05)) is not None:
+                    delivery.ack()
+                    received[name].append(int(delivery.message.payload))
+            return len(received["a"]) + len(received["b"]) >= 20
+
+        await async_wait_for(all_arrived, 10, "20 deliveries across the replicas")
+    assert sorted(received["a"] + received["b"]) == list(range(20))  # each message to exactly one replica
+    assert received["a"] and received["b"]
