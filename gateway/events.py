@@ -98,10 +98,11 @@ class Measurement(BaseModel):
 
 
 class Located(EventData):
-    """Where the subject is, when the fleet registry knows it."""
+    """Where the subject is and what kind of device it is, when the fleet registry knows it."""
 
     site: Identifier | None = None
     room: Identifier | None = None
+    kind: Identifier | None = None
 
 
 class ReadingV1(Located):

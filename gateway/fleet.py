@@ -158,14 +158,15 @@ class Fleet(BaseModel):
 
 
 class Registry:
-    """Lookups over a fleet: where a device is, and which actuators serve a room."""
+    """Lookups over a fleet: where a device is and what it is, and which actuators serve a room."""
 
     def __init__(self, fleet: Fleet | None) -> None:
         self._devices = {spec.id: spec for spec in fleet.devices()} if fleet else {}
 
-    def location(self, device_id: str) -> tuple[str, str] | None:
+    def describe(self, device_id: str) -> dict[str, str]:
+        """The device's site, room and kind, for the `Located` fields of its facts ({} if unknown)."""
         spec = self._devices.get(device_id)
-        return (spec.site, spec.room) if spec else None
+        return {"site": spec.site, "room": spec.room, "kind": spec.kind} if spec else {}
 
     def actuators(self, site: str, room: str, kinds: tuple[str, ...]) -> list[str]:
         return [s.id for s in self._devices.values() if s.site == site and s.room == room and s.kind in kinds]

@@ -62,6 +62,7 @@ class ThresholdRule(_Section):
     min_duration: float = Field(default=3.0, ge=0, description="seconds beyond a limit before raising")
     site: str | None = None
     room: str | None = None
+    kind: str | None = None
 
 
 class ThresholdSettings(_Section):
@@ -74,13 +75,13 @@ class ThresholdSettings(_Section):
     min_duration: float = Field(default=3.0, ge=0, description="seconds beyond a limit before raising")
     rules: list[ThresholdRule] = []
 
-    def rule_for(self, metric: str, site: str | None, room: str | None) -> ThresholdRule | None:
-        """The most specific rule for a metric where the reading was taken: room, then site, then any."""
+    def rule_for(self, metric: str, site: str | None, room: str | None, kind: str | None = None) -> ThresholdRule | None:
+        """The most specific rule for a metric of this reading: by room, then site, then device kind, then any."""
         default = ThresholdRule(metric=self.metric, high=self.high, low=self.low, hysteresis=self.hysteresis,
                                 min_duration=self.min_duration)
         candidates = [rule for rule in (*self.rules, default) if rule.metric == metric
-                      and rule.site in (None, site) and rule.room in (None, room)]
-        return max(candidates, key=lambda rule: (rule.room is not None, rule.site is not None), default=None)
+                      and rule.site in (None, site) and rule.room in (None, room) and rule.kind in (None, kind)]
+        return max(candidates, key=lambda r: (r.room is not None, r.site is not None, r.kind is not None), default=None)
 
 
 class DoorSettings(_Section):

@@ -1,6 +1,6 @@
 """Threshold alerts: `{metric}.high` / `{metric}.low` raised when a reading stays beyond a limit for
 a minimum duration, cleared once it is back past the limit by the hysteresis. Limits come from
-the [threshold] settings, with per-metric, per-site and per-room rules."""
+the [threshold] settings, with rules per metric, site, room and device kind."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -30,7 +30,7 @@ def build(settings: Settings) -> Reactor:
         data = event.data
         facts = []
         for measurement in data.measurements:
-            rule = ctx.settings.rule_for(measurement.name, data.site, data.room)
+            rule = ctx.settings.rule_for(measurement.name, data.site, data.room, data.kind)
             if rule is None:
                 continue
             for direction, limit in (("high", rule.high), ("low", rule.low)):
@@ -46,7 +46,7 @@ def _check(state: ThresholdState, event: Event, m: Measurement, direction: str, 
     alert = f"{m.name}.{direction}"
     limit_state = state.limits.setdefault(alert, LimitState())
     sign = 1 if direction == "high" else -1
-    location = {"site": event.data.site, "room": event.data.room}
+    location = {"site": event.data.site, "room": event.data.room, "kind": event.data.kind}
     if sign * (m.value - limit) > 0:
         limit_state.beyond_since = limit_state.beyond_since or event.time
         beyond = (event.time - limit_state.beyond_since).total_seconds()

@@ -75,3 +75,19 @@ def test_the_shipped_example_is_valid_and_matches_the_defaults():
 
     example = Path(__file__).resolve().parent.parent / "choreo.toml.example"
     assert load_settings({"CHOREO_CONFIG": str(example)}) == Settings()
+
+
+def test_threshold_rules_pick_the_most_specific_match():
+    from gateway.settings import ThresholdRule, ThresholdSettings
+
+    settings = ThresholdSettings(high=28, rules=[
+        ThresholdRule(metric="temperature", high=35, kind="power"),
+        ThresholdRule(metric="temperature", high=30, site="hq"),
+        ThresholdRule(metric="temperature", high=40, site="hq", room="plant"),
+        ThresholdRule(metric="co2", high=1200)])
+    assert settings.rule_for("temperature", "hq", "plant", "power").high == 40
+    assert settings.rule_for("temperature", "hq", "lab", "power").high == 30
+    assert settings.rule_for("temperature", "depot", "store", "power").high == 35
+    assert settings.rule_for("temperature", None, None, None).high == 28
+    assert settings.rule_for("co2", None, None).high == 1200
+    assert settings.rule_for("humidity", None, None) is None

@@ -33,9 +33,9 @@ def test_shipped_fleets_are_valid(name):
 
 def test_the_demo_fleet_places_devices_in_sites_and_rooms():
     registry = Registry(Fleet.load(FLEETS / "demo.toml"))
-    assert registry.location("lab-temperature-2") == ("hq", "lab")
+    assert registry.describe("lab-temperature-2") == {"site": "hq", "room": "lab", "kind": "temperature"}
     assert registry.actuators("hq", "lab", ("fan",)) == ["lab-fan-1"]
-    assert registry.location("nowhere-1") is None
+    assert registry.describe("nowhere-1") == {}
 
 
 def test_the_same_seed_reproduces_the_same_run_and_another_seed_does_not():
