@@ -48,12 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("sink", help="store every event in InfluxDB")
 
-    history = commands.add_parser("history", help="print stored events from InfluxDB")
+    history = commands.add_parser("history", help="print stored events (or, with --metric, readings) from InfluxDB")
     history.add_argument("--subject", help="only events about this device")
     history.add_argument("--type", help="only events of this type, e.g. alert.raised.v1")
-    history.add_argument("--since", default="15m", help="how far back: 30s, 15m, 2h, 7d (default 15m)")
-    history.add_argument("--limit", type=int, default=1000, help="at most this many events (default 1000)")
-    history.add_argument("--format", choices=["table", "json"], default="table")
+    history.add_argument("--site", help="only events or readings from this site")
+    history.add_argument("--room", help="only events or readings from this room")
+    history.add_argument("--metric", help="readings of this metric (e.g. temperature) instead of events")
+    history.add_argument("--since", default="15m", help="from: a duration ago (30s, 15m, 2h, 7d) or an RFC 3339 time")
+    history.add_argument("--until", help="to: a duration ago or an RFC 3339 time (default: now)")
+    history.add_argument("--limit", type=int, default=1000, help="the newest N rows (default 1000)")
+    history.add_argument("--format", choices=["table", "json", "csv"], default="table")
+
+    trace = commands.add_parser("trace", help="print the causal tree of one chain of events")
+    trace.add_argument("correlation_id", help="the chain's correlationid (its first event's id)")
+    trace.add_argument("--since", default="7d", help="how far back to look (default 7d)")
 
     secrets = commands.add_parser("secrets", help="write the broker password file and service env files for docker compose")
     secrets.add_argument("--out", default=".choreo/compose", help="folder for the files (default .choreo/compose)")
@@ -189,20 +197,33 @@ def _serve_consumer(settings: Settings, spec: ServiceSpec, build: Callable[[Tran
 
 
 def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
-    from .history import HistoryQuery, format_table, rows_to_events
+    from .history import HistoryQuery, format_rows
+    from .sink.influx_v1 import InfluxV1
+
+    query = HistoryQuery(subject=args.subject, type=args.type, site=args.site, room=args.room, metric=args.metric,
+                         since=args.since, until=args.until, limit=args.limit)
+    try:
+        rows = query.rows(InfluxV1(settings.influx).query(query.influxql()))
+    except ChoreoError as exc:
+        print(f"choreo history: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED if exc.retryable else EXIT_CONFIG
+    print(format_rows(rows, args.format, query.readings))
+    return EXIT_OK
+
+
+def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
+    from .history import format_trace, rows_to_events, trace_query
     from .sink.influx_v1 import InfluxV1
 
     try:
-        statement = HistoryQuery(args.subject, args.type, args.since, args.limit).influxql()
-        events = rows_to_events(InfluxV1(settings.influx).query(statement))
+        events = rows_to_events(InfluxV1(settings.influx).query(trace_query(args.correlation_id, args.since)))
     except ChoreoError as exc:
-        print(f"choreo history: {exc.message}", file=sys.stderr)
-        return EXIT_CONFIG if not exc.retryable else EXIT_FAILED
-    if args.format == "json":
-        json.dump(events, sys.stdout, indent=2)
-        print()
-    else:
-        print(format_table(events))
+        print(f"choreo trace: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED if exc.retryable else EXIT_CONFIG
+    if not events:
+        print(f"choreo trace: no stored events with correlationid {args.correlation_id}", file=sys.stderr)
+        return EXIT_FAILED
+    print(format_trace(events))
     return EXIT_OK
 
 
@@ -275,6 +296,7 @@ COMMANDS = {
     "reactor": cmd_reactor,
     "sink": cmd_sink,
     "history": cmd_history,
+    "trace": cmd_trace,
     "secrets": cmd_secrets,
     "map": cmd_map,
     "asyncapi": cmd_asyncapi,

@@ -219,6 +219,9 @@ class Event(BaseModel):
     sequence: int | None = Field(default=None, ge=0)
     correlationid: EventId
     causationid: EventId | None = None
+    # When the producer emitted the fact (`time` is when it happened; for a reactor's fact, its
+    # cause's time). `choreo trace` and the latency benchmark measure steps with it.
+    emittedtime: UtcTime | None = None
     data: SerializeAsAny[EventData]
 
     @model_validator(mode="before")
@@ -271,6 +274,7 @@ def new_event(
         sequence=sequence,
         correlationid=correlationid,
         causationid=causationid,
+        emittedtime=utc_now(),
         data=data,
     )
 

@@ -1,6 +1,12 @@
-"""Queries over the stored history: InfluxQL over `/query`, answered by InfluxDB 1.x, 2.x and 3.x."""
+"""Queries over the stored history: InfluxQL over `/query`, answered by InfluxDB 1.x, 2.x and 3.x.
+
+Every value placed in a statement is validated first (ids, types, metric names, times),
+so no filter can change the query's meaning.
+"""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from collections.abc import Iterable
@@ -8,75 +14,149 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from .errors import InvalidInput
-from .sink.schema import EVENTS
+from .sink.schema import EVENTS, READINGS
 from .topics import validate_event_type, validate_id
 
 DURATION = re.compile(r"[1-9][0-9]{0,6}(s|m|h|d|w)")
+METRIC = re.compile(r"[a-z][a-z0-9_]{0,31}")
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-ENVELOPE_COLUMNS = ("type", "subject", "source", "id", "correlationid", "causationid", "sequence", "data")
+ENVELOPE_COLUMNS = ("type", "subject", "source", "id", "correlationid", "causationid", "sequence", "emittedtime", "data")
+READING_COLUMNS = ("device", "metric", "value", "unit", "site", "room", "kind", "event_id")
+
+
+def time_bound(value: str, flag: str) -> str:
+    """An InfluxQL time expression: a duration ago (`15m`) or an RFC 3339 time."""
+    if DURATION.fullmatch(value):
+        return f"now() - {value}"
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{flag} {value!r}: expected a duration ago (30s, 15m, 2h, 7d) or an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise InvalidInput(f"{flag} {value!r}: an RFC 3339 time needs its UTC offset, e.g. Z")
+    return "'" + moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") + "'"
 
 
 @dataclass(frozen=True)
 class HistoryQuery:
+    """Stored events, or with `metric` the stored readings of that metric, newest `limit` first."""
+
     subject: str | None = None
     type: str | None = None
+    site: str | None = None
+    room: str | None = None
+    metric: str | None = None
     since: str = "15m"
+    until: str | None = None
     limit: int = 1000
 
+    @property
+    def readings(self) -> bool:
+        return self.metric is not None
+
     def influxql(self) -> str:
-        """The statement; every value is validated before it is placed in the query."""
-        if not DURATION.fullmatch(self.since):
-            raise InvalidInput(f"--since {self.since!r}: expected a number and a unit s, m, h, d or w, e.g. 15m")
         if not 1 <= self.limit <= 100_000:
             raise InvalidInput(f"--limit {self.limit}: expected 1 to 100000")
-        conditions = [f"time > now() - {self.since}"]
-        if self.subject is not None:
-            conditions.append(f"\"subject\" = '{validate_id(self.subject, 'subject')}'")
-        if self.type is not None:
-            conditions.append(f"\"type\" = '{validate_event_type(self.type)}'")
-        columns = ", ".join(f'"{name}"' for name in ENVELOPE_COLUMNS)
-        # The newest `limit` events; rows_to_events puts them back in time order.
-        return f"SELECT {columns} FROM \"{EVENTS}\" WHERE {' AND '.join(conditions)} ORDER BY time DESC LIMIT {self.limit}"
+        conditions = [f"time > {time_bound(self.since, '--since')}"]
+        if self.until is not None:
+            conditions.append(f"time <= {time_bound(self.until, '--until')}")
+        tags = {"site": self.site, "room": self.room}
+        if self.readings:
+            if self.type is not None:
+                raise InvalidInput("--type and --metric do not go together: --metric queries readings")
+            if not METRIC.fullmatch(self.metric):
+                raise InvalidInput(f"--metric {self.metric!r}: expected a metric name such as temperature")
+            tags.update(device=self.subject, metric=self.metric)
+            measurement, columns = READINGS, READING_COLUMNS
+        else:
+            tags.update(subject=self.subject, type=validate_event_type(self.type) if self.type else None)
+            measurement, columns = EVENTS, ENVELOPE_COLUMNS
+        for tag, value in tags.items():
+            if value is not None:
+                safe = value if tag in ("type", "metric") else validate_id(value, tag)
+                conditions.append(f"\"{tag}\" = '{safe}'")
+        selected = ", ".join(f'"{name}"' for name in columns)
+        # The newest `limit` rows; the caller puts them back in time order.
+        return (f'SELECT {selected} FROM "{measurement}" WHERE {" AND ".join(conditions)} '
+                f"ORDER BY time DESC LIMIT {self.limit}")
+
+    def rows(self, series: Iterable[dict]) -> list[dict]:
+        return rows_to_readings(series) if self.readings else rows_to_events(series)
+
+
+def _rows(series: Iterable[dict]) -> Iterable[dict]:
+    for one in series:
+        for values in one["values"]:
+            yield dict(zip(one["columns"], values))
 
 
 def rows_to_events(series: Iterable[dict]) -> list[dict]:
     """Rebuild CloudEvents (as JSON-ready dicts) from the `events` series of a query answer."""
     events = []
-    for one in series:
-        columns = one["columns"]
-        for values in one["values"]:
-            row = dict(zip(columns, values))
-            event = {
-                "specversion": "1.0",
-                "id": row["id"],
-                "source": row["source"],
-                "type": row["type"],
-                "subject": row["subject"],
-                "time": _rfc3339(row["time"]),
-                "correlationid": row["correlationid"],
-            }
-            if row.get("causationid"):
-                event["causationid"] = row["causationid"]
-            if row.get("sequence") is not None:
-                event["sequence"] = row["sequence"]
-            event["data"] = json.loads(row["data"])
-            events.append(event)
+    for row in _rows(series):
+        event = {
+            "specversion": "1.0",
+            "id": row["id"],
+            "source": row["source"],
+            "type": row["type"],
+            "subject": row["subject"],
+            "time": rfc3339(row["time"]),
+            "correlationid": row["correlationid"],
+        }
+        if row.get("causationid"):
+            event["causationid"] = row["causationid"]
+        if row.get("sequence") is not None:
+            event["sequence"] = row["sequence"]
+        if row.get("emittedtime") is not None:
+            event["emittedtime"] = rfc3339(row["emittedtime"])
+        event["data"] = json.loads(row["data"])
+        events.append(event)
     return sorted(events, key=lambda event: event["time"])
 
 
-def _rfc3339(nanoseconds: int) -> str:
+def rows_to_readings(series: Iterable[dict]) -> list[dict]:
+    readings = [{"time": rfc3339(row["time"]), **{c: row.get(c) for c in READING_COLUMNS}} for row in _rows(series)]
+    return sorted(readings, key=lambda reading: reading["time"])
+
+
+def rfc3339(nanoseconds: int) -> str:
     moment = EPOCH + timedelta(microseconds=nanoseconds // 1000)
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def format_table(events: list[dict]) -> str:
-    lines = [f"{'time':<27} {'type':<20} {'subject':<16} {'summary'}"]
-    lines += [f"{e['time']:<27} {e['type']:<20} {e['subject']:<16} {summarize(e['type'], e['data'])}" for e in events]
+def format_rows(rows: list[dict], style: str, readings: bool) -> str:
+    if style == "json":
+        return json.dumps(rows, indent=2)
+    if style == "csv":
+        return _csv(rows, ["time", *READING_COLUMNS] if readings else ["time", *ENVELOPE_COLUMNS])
+    return _reading_table(rows) if readings else _event_table(rows)
+
+
+def _csv(rows: list[dict], columns: list[str]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: json.dumps(v, separators=(",", ":")) if isinstance(v, dict) else v for k, v in row.items()})
+    return out.getvalue().rstrip("\n")
+
+
+def _event_table(events: list[dict]) -> str:
+    lines = [f"{'time':<27} {'type':<22} {'subject':<20} summary"]
+    lines += [f"{e['time']:<27} {e['type']:<22} {e['subject']:<20} {summarize(e['type'], e['data'])}" for e in events]
+    return "\n".join(lines)
+
+
+def _reading_table(readings: list[dict]) -> str:
+    lines = [f"{'time':<27} {'device':<20} {'metric':<12} {'value':>12} unit  where"]
+    for r in readings:
+        where = "/".join(part for part in (r["site"], r["room"]) if part)
+        lines.append(f"{r['time']:<27} {r['device']:<20} {r['metric']:<12} {r['value']:>12g} {r['unit']:<5} {where}")
     return "\n".join(lines)
 
 
 def summarize(event_type: str, data: dict) -> str:
-    """A short human summary of an event's data, for tables and the demo's live view."""
+    """A short human summary of an event's data, for tables, traces and the demo's live view."""
     if event_type == "reading.v1":
         return " ".join(f"{m['name']}={m['value']:g} {m['unit']}" for m in data["measurements"])
     if event_type == "alert.raised.v1":
@@ -93,3 +173,43 @@ def summarize(event_type: str, data: dict) -> str:
     if event_type == "event.rejected.v1":
         return f"{data['rejected_by']}: {data['reason']}"
     return json.dumps(data, separators=(",", ":"))[:80]
+
+
+def trace_query(correlation_id: str, since: str = "7d") -> str:
+    if not re.fullmatch(r"[0-9A-Za-z_-]{10,64}", correlation_id):
+        raise InvalidInput(f"{correlation_id!r} is not an event id")
+    columns = ", ".join(f'"{name}"' for name in ENVELOPE_COLUMNS)
+    return (f'SELECT {columns} FROM "{EVENTS}" WHERE time > {time_bound(since, "--since")} '
+            f"AND \"correlationid\" = '{correlation_id}'")
+
+
+def format_trace(events: list[dict]) -> str:
+    """The causal tree of one chain; each step shows how long after its cause it was emitted."""
+    by_id = {event["id"]: event for event in events}
+    children: dict[str | None, list[dict]] = {}
+    for event in events:
+        parent = event.get("causationid") if event.get("causationid") in by_id else None
+        children.setdefault(parent, []).append(event)
+    lines: list[str] = []
+
+    def walk(event: dict, prefix: str, last: bool, parent: dict | None) -> None:
+        step = ""
+        if parent is not None:
+            step = f"+{_emitted_gap(parent, event) * 1000:.1f} ms  "
+        branch = "" if parent is None else ("└─ " if last else "├─ ")
+        lines.append(f"{prefix}{branch}{step}{event['type']}  {event['subject']}  ({event['source']})  "
+                     f"{summarize(event['type'], event['data'])}  [{event['time']}]")
+        kids = sorted(children.get(event["id"], []), key=lambda e: e.get("emittedtime") or e["time"])
+        extension = "" if parent is None else ("   " if last else "│  ")
+        for index, child in enumerate(kids):
+            walk(child, prefix + extension, index == len(kids) - 1, event)
+
+    for root in sorted(children.get(None, []), key=lambda e: e["time"]):
+        walk(root, "", True, None)
+    return "\n".join(lines)
+
+
+def _emitted_gap(parent: dict, child: dict) -> float:
+    def moment(event: dict) -> datetime:
+        return datetime.fromisoformat((event.get("emittedtime") or event["time"]).replace("Z", "+00:00"))
+    return (moment(child) - moment(parent)).total_seconds()

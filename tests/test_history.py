@@ -1,7 +1,7 @@
 import pytest
 
 from gateway.errors import InvalidInput
-from gateway.history import HistoryQuery, format_table, rows_to_events
+from gateway.history import HistoryQuery, format_rows, format_trace, rows_to_events
 
 
 def test_query_filters_by_subject_type_and_time():
@@ -17,6 +17,10 @@ def test_query_filters_by_subject_type_and_time():
         (HistoryQuery(type="reading.v1' --"), "invalid event type"),
         (HistoryQuery(since="15m; DROP DATABASE choreo"), "--since"),
         (HistoryQuery(since="0m"), "--since"),
+        (HistoryQuery(until="2026-01-01T00:00:00"), "needs its UTC offset"),
+        (HistoryQuery(room="lab' OR '1'='1"), "invalid room"),
+        (HistoryQuery(metric="temp'"), "--metric"),
+        (HistoryQuery(metric="temperature", type="reading.v1"), "do not go together"),
         (HistoryQuery(limit=0), "--limit"),
     ],
 )
@@ -36,4 +40,38 @@ def test_rows_become_cloudevents():
     assert event["time"] == "2026-11-18T11:06:40.123456Z"
     assert (event["id"], event["causationid"], event["sequence"]) == ("B", "A", 2)
     assert event["data"]["value"] == 26.0
-    assert "temperature.high: 26 Cel < 27" in format_table([event])
+    assert "temperature.high: 26 Cel < 27" in format_rows([event], "table", readings=False)
+
+
+def test_metric_queries_readings_by_device_site_and_room():
+    statement = HistoryQuery(metric="temperature", site="hq", room="lab", subject="lab-temperature-1",
+                             since="2026-01-01T00:00:00Z", until="1h").influxql()
+    assert 'FROM "readings" WHERE time > \'2026-01-01T00:00:00Z\' AND time <= now() - 1h' in statement
+    for condition in ("\"site\" = 'hq'", "\"room\" = 'lab'", "\"device\" = 'lab-temperature-1'", "\"metric\" = 'temperature'"):
+        assert condition in statement
+
+
+def test_csv_output_quotes_json_data():
+    events = rows_to_events([{"columns": ["time", "type", "subject", "source", "id", "correlationid", "data"],
+                              "values": [[0, "reading.v1", "d-1", "device/d-1", "A", "A", '{"x":"a,b"}']]}])
+    text = format_rows(events, "csv", readings=False)
+    header, row = text.splitlines()
+    assert header.startswith("time,type,subject,source,id,correlationid,causationid,sequence,emittedtime,data")
+    assert row.endswith('"{""x"":""a,b""}"')
+
+
+def test_trace_draws_the_causal_tree_with_step_times():
+    alert = {"alert": "t.high", "value": 29, "unit": "Cel", "limit": 28, "above_seconds": 2}
+
+    def event(id_, type_, cause, emitted, data):
+        return {"id": id_, "type": type_, "subject": "d", "source": "s", "time": "2026-01-01T00:00:00.000000Z",
+                "emittedtime": f"2026-01-01T00:00:00.{emitted:06d}Z", "causationid": cause, "data": data}
+    tree = format_trace([event("R", "reading.v1", None, 0, {"measurements": []}),
+                         event("A", "alert.raised.v1", "R", 1500, alert),
+                         event("Q", "actuation.requested.v1", "A", 1800, {"state": "on", "reason": "x"}),
+                         event("C", "actuator.changed.v1", "Q", 9800, {"state": "on"})])
+    lines = tree.splitlines()
+    assert lines[0].startswith("reading.v1")
+    assert lines[1].startswith("└─ +1.5 ms  alert.raised.v1")
+    assert lines[2].startswith("   └─ +0.3 ms  actuation.requested.v1")
+    assert lines[3].startswith("      └─ +8.0 ms  actuator.changed.v1")

@@ -1,9 +1,11 @@
 """How events are stored in InfluxDB. The README's "Storage schema" section documents this.
 
-- `events`: one point per event. Tags `type`, `subject`, `source`; fields `id`,
-  `correlationid`, `causationid`, `sequence`, `data` (the JSON of the event's data).
+- `events`: one point per event. Tags `type`, `subject`, `source`, and `site`, `room`
+  when the event's data places it; fields `id`,
+  `correlationid`, `causationid`, `sequence`, `emittedtime` (ns), `data` (the JSON of
+  the event's data).
 - `readings`: one point per measurement of a `reading.v1`. Tags `device`, `metric`,
-  `unit`; fields `value` and `event_id`.
+  `unit`, and `site`, `room`, `kind` when known; fields `value` and `event_id`.
 
 A point's identity in InfluxDB is measurement + tag set + timestamp, so the timestamp
 is the event time (microseconds) plus a sub-microsecond offset derived from the event
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from datetime import datetime
 
 from ..events import Event, ReadingV1
 from .lineprotocol import encode_point
@@ -22,9 +25,12 @@ EVENTS = "events"
 READINGS = "readings"
 
 
+def nanoseconds(moment: datetime) -> int:
+    return (int(moment.timestamp()) * 1_000_000 + moment.microsecond) * 1000
+
+
 def timestamp_ns(event: Event) -> int:
-    micros = int(event.time.timestamp()) * 1_000_000 + event.time.microsecond
-    return micros * 1000 + zlib.crc32(event.id.encode()) % 1000
+    return nanoseconds(event.time) + zlib.crc32(event.id.encode()) % 1000
 
 
 def event_lines(event: Event) -> list[str]:
@@ -35,16 +41,18 @@ def event_lines(event: Event) -> list[str]:
         fields["causationid"] = event.causationid
     if event.sequence is not None:
         fields["sequence"] = event.sequence
+    if event.emittedtime is not None:
+        fields["emittedtime"] = nanoseconds(event.emittedtime)
     fields["data"] = json.dumps(event.data.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False)
-    lines = [encode_point(EVENTS, {"type": event.type, "subject": event.subject, "source": event.source}, fields, ts)]
-    if isinstance(event.data, ReadingV1):
+    data = event.data
+    place = {"site": getattr(data, "site", None) or "", "room": getattr(data, "room", None) or ""}
+    tags = {"type": event.type, "subject": event.subject, "source": event.source, **place}
+    lines = [encode_point(EVENTS, tags, fields, ts)]
+    if isinstance(data, ReadingV1):
+        location = {**place, "kind": data.kind or ""}
         lines += [
-            encode_point(
-                READINGS,
-                {"device": event.subject, "metric": m.name, "unit": m.unit},
-                {"value": m.value, "event_id": event.id},
-                ts,
-            )
-            for m in event.data.measurements
+            encode_point(READINGS, {"device": event.subject, "metric": m.name, "unit": m.unit, **location},
+                         {"value": m.value, "event_id": event.id}, ts)
+            for m in data.measurements
         ]
     return lines

@@ -79,6 +79,14 @@ def test_reading_to_alert_to_influxdb_with_rejections_and_history(fresh_stack, s
         assert reading["type"] == "reading.v1"
         assert changed["correlationid"] == request["correlationid"] == cause["correlationid"] == reading["id"]
 
+        # `choreo trace` prints that chain as a tree, each step with the time it took.
+        traced = subprocess.run([sys.executable, "-m", "gateway.cli", "trace", reading["id"]],
+                                env={**os.environ, **stack.env("monitor")}, capture_output=True, text=True, timeout=60)
+        assert traced.returncode == 0, traced.stderr
+        steps = [line for line in traced.stdout.splitlines() if "reading.v1" in line or " ms  " in line]
+        assert [s.split(" ms  ")[-1].split()[0] if " ms  " in s else s.split()[0] for s in steps[:4]] == [
+            "reading.v1", "alert.raised.v1", "actuation.requested.v1", "actuator.changed.v1"]
+
         # A malformed payload from a real device account becomes a stored rejection naming the reason.
         bad_password = device_password(stack.credentials.fleet_secret, "bad-1")
         with MqttObserver(stack.broker.port, "bad-1", bad_password, client_id="bad-1") as bad_device:
