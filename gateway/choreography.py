@@ -1,4 +1,4 @@
-"""The live choreography, drawn from the retained service manifests on `choreo/services/+`.
+"""The live choreography, drawn from the retained service manifests on `choreo/services/#`.
 
 Who produces and who consumes each event type, as text or as a Mermaid flowchart,
 with the loose ends flagged: types nobody produces, and types only stored.
@@ -28,14 +28,15 @@ class Manifest:
     @classmethod
     def parse(cls, payload: bytes) -> "Manifest":
         document = json.loads(payload)
-        return cls(name=document["name"], status=document["status"], consumes=tuple(document.get("consumes", [])),
+        partition = document.get("partition")
+        return cls(name=document["name"] + (f"[{partition}]" if partition else ""), status=document["status"], consumes=tuple(document.get("consumes", [])),
                    emits=tuple(document.get("emits", [])), reads=tuple(document.get("reads", [])),
                    version=str(document.get("version", "")), instance=document.get("instance", ""))
 
 
 async def collect_manifests(transport: Transport, quiet: float = 0.5, timeout: float = 5.0) -> list[Manifest]:
     """Subscribe to the retained manifests and read them until none has come for `quiet` seconds."""
-    await transport.subscribe("choreo/services/+", qos=1)
+    await transport.subscribe("choreo/services/#", qos=1)
     manifests: dict[str, Manifest] = {}
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
@@ -47,7 +48,7 @@ async def collect_manifests(transport: Transport, quiet: float = 0.5, timeout: f
             manifest = Manifest.parse(delivery.message.payload)
         except (ValueError, KeyError):
             continue  # not a manifest: ignore it, it names nobody
-        manifests[manifest.name] = manifest
+        manifests[delivery.message.topic] = manifest
     return sorted(manifests.values(), key=lambda m: m.name)
 
 

@@ -140,8 +140,10 @@ def cmd_reactor(args: argparse.Namespace, settings: Settings) -> int:
     reactor = build(settings)
     partition = _partition(args.partition)
     suffix = f"-{partition[0]}-of-{partition[1]}" if partition else ""
-    store = StateStore(None if reactor.shared else Path(settings.reactors.state_dir) / f"{reactor.name}{suffix}.json")
-    spec = spec_of(reactor)
+    if partition and not reactor.partitionable:
+        raise ConfigError(f"{reactor.name} keeps its state by something other than the subject: run one instance")
+    store = StateStore(None if reactor.shared else Path(settings.reactors.state_dir) / f"{reactor.name}{suffix}.sqlite")
+    spec = spec_of(reactor, partition)
 
     def reload() -> None:
         try:

@@ -35,10 +35,29 @@ READER = "reader"  # history and dashboards: READ on the database
 START_TIMEOUT = 30.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports (all held open while choosing, so none is picked twice)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def start_on_free_ports(server: "Broker | InfluxDB", attempts: int = 3) -> None:
+    """Start a server; if another process took its port first, try again on new ones."""
+    for attempt in range(1, attempts + 1):
+        try:
+            server.start()
+            return
+        except RuntimeError:
+            if attempt == attempts:
+                raise
+            log.warning("%s could not start (a port was taken?); trying other ports", type(server).__name__)
+            server.pick_ports()
 
 
 def find_binary(name: str) -> str:
@@ -66,9 +85,12 @@ class Broker:
         self.state_dir = state_dir
         self.credentials = credentials
         self.device_ids = list(device_ids)
-        self.port = free_port()
+        self.pick_ports()
         self.process: subprocess.Popen | None = None
         self.log_path = state_dir / "mosquitto.log"
+
+    def pick_ports(self) -> None:
+        [self.port] = free_ports(1)
 
     def write_config(self) -> Path:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -111,10 +133,12 @@ class InfluxDB:
     def __init__(self, state_dir: Path, credentials: Credentials) -> None:
         self.state_dir = state_dir
         self.credentials = credentials
-        self.port = free_port()
-        self.rpc_port = free_port()
+        self.pick_ports()
         self.process: subprocess.Popen | None = None
         self.log_path = state_dir / "influxd.log"
+
+    def pick_ports(self) -> None:
+        self.port, self.rpc_port = free_ports(2)
 
     @property
     def url(self) -> str:
@@ -194,8 +218,8 @@ class LocalStack:
 
     def __enter__(self) -> "LocalStack":
         try:
-            self.broker.start()
-            self.influxdb.start()
+            start_on_free_ports(self.broker)
+            start_on_free_ports(self.influxdb)
         except BaseException:
             self.stop()
             raise

@@ -1,7 +1,8 @@
 """Service manifests: each service says, retained on `choreo/services/{name}`, what it is and does.
 
 The manifest is published once the service has subscribed and is consuming; its last
-will replaces it with the same manifest marked offline. Tools wait on
+will replaces it with the same manifest marked offline. Partitioned instances each have
+their own, on `choreo/services/{name}/{partition}`. Tools wait on
 `"status": "online"` to know a service is ready, and draw the choreography from them.
 """
 from __future__ import annotations
@@ -26,10 +27,17 @@ class ServiceSpec:
     consumes: tuple[str, ...]
     emits: tuple[str, ...]
     version: str = VERSION
+    partition: str | None = None  # e.g. "0-of-2" when instances split the subjects
+
+    @property
+    def topic(self) -> str:
+        topic = service_topic(self.name)
+        return f"{topic}/{self.partition}" if self.partition else topic
 
     def manifest(self, *, online: bool) -> Message:
         document = {
             "name": self.name,
+            "partition": self.partition,
             "status": "online" if online else "offline",
             "consumes": list(self.consumes),
             "emits": list(self.emits),
@@ -37,4 +45,4 @@ class ServiceSpec:
             "version": self.version,
             "instance": f"{socket.gethostname()}:{os.getpid()}",
         }
-        return Message(service_topic(self.name), json.dumps(document).encode(), qos=1, retain=True)
+        return Message(self.topic, json.dumps(document).encode(), qos=1, retain=True)

@@ -101,7 +101,14 @@ class AnomalySettings(_Section):
     window: int = Field(default=60, ge=5, description="readings in the rolling statistics")
     min_samples: int = Field(default=20, ge=3)
     sigmas: float = Field(default=5.0, gt=0, description="outlier: this many standard deviations from the mean")
+    min_spread: float = Field(default=0.5, gt=0, description="floor of the deviation, in the metric's unit")
     stuck_seconds: float = Field(default=120.0, gt=0, description="an unchanged value this long: sensor stuck")
+
+    @model_validator(mode="after")
+    def _enough_window(self) -> "AnomalySettings":
+        if self.min_samples > self.window:
+            raise ValueError(f"anomaly.min_samples ({self.min_samples}) must not exceed anomaly.window ({self.window})")
+        return self
 
 
 class ReactorsSettings(_Section):
@@ -124,6 +131,7 @@ class FleetSettings(_Section):
 
 class ClimateSettings(_Section):
     alert: str = Field(default="temperature.high", pattern=r"^[a-z][a-z0-9_.-]{0,63}$")
+    source: str = Field(default="reactor/threshold", description="only alerts from this source count")
     actuators: Annotated[list[str], BeforeValidator(_comma_separated)] = ["fan"]
 
 

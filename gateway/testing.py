@@ -10,32 +10,16 @@ to it and the reactor's facts are read back from it by another client.
 """
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .events import Event, EventData, decode_event, new_event
 from .reactor import Reactor, ReactorRunner
-from .service import publish_events
 from .state import StateStore
 from .topics import event_filter, event_topic
 from .transport import ClientConfig, MemoryBroker, MemoryTransport, Message, MqttTransport, Transport
 
 START = datetime(2026, 1, 1, 8, 0, tzinfo=timezone.utc)
-
-
-class _MemoryStore(StateStore):
-    """A checkpoint kept in memory, round-tripped through JSON like the file."""
-
-    def __init__(self) -> None:
-        super().__init__(None)
-        self.text = "{}"
-
-    def load(self) -> dict[str, Any]:
-        return json.loads(self.text)
-
-    def save(self, snapshot: dict[str, Any]) -> None:
-        self.text = json.dumps(snapshot)
 
 
 class ReactorHarness:
@@ -44,7 +28,7 @@ class ReactorHarness:
     def __init__(self, reactor: Reactor, start: datetime = START) -> None:
         self.reactor = reactor
         self.now = start
-        self.store = _MemoryStore()
+        self.store = StateStore(None)  # an in-memory database that outlives restarts of the runner
         self.transport: Transport = MemoryTransport(MemoryBroker(), ClientConfig(reactor.name))
         self.runner = self._new_runner()
         self.sequence = 0
@@ -67,9 +51,9 @@ class ReactorHarness:
         return self.runner.outcomes(message)
 
     async def advance(self, seconds: float) -> list[Event]:
-        """Move the clock on and return the facts of the timers that ran out."""
+        """Move the clock on (nothing is queued, so event time follows it) and return the timers' facts."""
         self.now += timedelta(seconds=seconds)
-        return self.runner.fire_due_timers()
+        return self.runner.fire_due_timers(self.now)
 
     def restart(self) -> None:
         """Checkpoint, then continue as a new process that loaded that checkpoint."""
@@ -110,17 +94,14 @@ class BrokerReactorHarness(ReactorHarness):
             delivery = await self.transport.receive(timeout=10)
             if delivery is None:
                 raise AssertionError(f"the reactor did not receive {message.topic}")
-            produced = self.runner.outcomes(delivery.message)
-            delivery.ack_when(publish_events(self.transport, produced))
-            facts += produced
+            facts += self.runner.process(delivery)
+            self.runner.checkpoint()
             if delivery.message.payload == message.payload:
                 return await self._observed(facts)
 
     async def advance(self, seconds: float) -> list[Event]:
         self.now += timedelta(seconds=seconds)
-        facts = self.runner.fire_due_timers()
-        publish_events(self.transport, facts)
-        return await self._observed(facts)
+        return await self._observed(self.runner.fire_due_timers(self.now))
 
     async def _observed(self, facts: list[Event]) -> list[Event]:
         """The facts as another client received them from the broker, in publish order."""

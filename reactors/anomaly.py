@@ -1,6 +1,7 @@
 """Anomalies: a reading far outside its device's recent behaviour (`{metric}.outlier`, from rolling
 statistics), and a sensor whose value has not changed for too long (`{metric}.stuck`). Each alert
-is cleared when the metric behaves again."""
+is cleared when the metric behaves again. Outliers stay out of the statistics, but after
+`min_samples` of them in a row they are the new normal: the statistics restart from them."""
 from __future__ import annotations
 
 import math
@@ -15,6 +16,7 @@ from gateway.settings import Settings
 
 class MetricState(BaseModel):
     recent: list[float] = []  # the last `window` normal values
+    outliers: list[float] = []  # consecutive outliers since the last normal value
     outlier: bool = False
     unchanged_since: datetime | None = None
     last_value: float | None = None
@@ -54,13 +56,17 @@ def _outlier(metric: MetricState, m: Measurement, event: Event, settings) -> lis
     if len(metric.recent) >= settings.min_samples:
         mean = sum(metric.recent) / len(metric.recent)
         spread = math.sqrt(sum((x - mean) ** 2 for x in metric.recent) / (len(metric.recent) - 1))
-        bound = settings.sigmas * max(spread, 1e-9 + abs(mean) * 1e-6)
+        bound = settings.sigmas * max(spread, settings.min_spread)
         outlying = abs(m.value - mean) > bound
+        if outlying and len(metric.outliers) + 1 >= settings.min_samples:  # a level shift, not an outlier
+            metric.recent, metric.outliers, outlying = metric.outliers + [m.value], [], False
         if outlying != metric.outlier:
             metric.outlier = outlying
             facts.append(_alert(outlying, f"{m.name}.outlier", m, mean + math.copysign(bound, m.value - mean), event))
         if outlying:
+            metric.outliers.append(m.value)
             return facts  # an outlier does not join the statistics it stands out from
+    metric.outliers = []
     metric.recent = (metric.recent + [m.value])[-settings.window:]
     return facts
 

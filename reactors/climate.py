@@ -25,12 +25,14 @@ def build(settings: Settings, registry: Registry | None = None) -> Reactor:
             raise ConfigError("the climate reactor needs fleet.file (CHOREO_FLEET_FILE) to know each room's actuators")
         registry = Registry(load_fleet(settings))
     reactor = Reactor("climate", description="runs a room's fans while a sensor there is too warm",
-                      state=RoomState, settings=settings.climate)
+                      state=RoomState, settings=settings.climate, partitionable=False)  # state by room
 
     @reactor.on(AlertRaisedV1.event_type, AlertClearedV1.event_type, emits=[ActuationRequestedV1.event_type])
     def react(event: Event, ctx: Context) -> list:
         data = event.data
-        if data.alert != ctx.settings.alert or data.site is None or data.room is None:
+        if event.source != ctx.settings.source or data.alert != ctx.settings.alert:
+            return []
+        if data.site is None or data.room is None:
             return []
         room = ctx.state_of(f"{data.site}/{data.room}")
         needed_before = bool(room.alerting)

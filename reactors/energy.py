@@ -1,6 +1,8 @@
 """Energy: per meter and per period (an hour by default), the energy counted, emitted as the period
-closes, that is with the meter's first reading of the next period. A counter that goes backwards
-(the meter restarted) starts a new baseline."""
+closes, that is with the meter's first reading of a later period: the energy up to that reading
+counts for the closing period, and after a silence of several periods the fact spans them all.
+A counter that goes backwards (the meter restarted) starts a new baseline; late readings are
+dropped (by their sequence), so they cannot look like a restart."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -27,7 +29,7 @@ def period_of(moment: datetime, seconds: int) -> datetime:
 
 def build(settings: Settings) -> Reactor:
     reactor = Reactor("energy", description="energy per meter per period", state=MeterState,
-                      settings=settings.energy)
+                      settings=settings.energy, drop_stale=True)
 
     @reactor.on(ReadingV1.event_type, emits=[EnergyMeasuredV1.event_type])
     def measure(event: Event, ctx: Context) -> list:
@@ -44,8 +46,7 @@ def build(settings: Settings) -> Reactor:
             meter.counter_at_start = reading.value
         if period > meter.period_start:
             energy = meter.counted + reading.value - meter.counter_at_start
-            facts.append(EnergyMeasuredV1(period_start=meter.period_start,
-                                          period_end=meter.period_start + timedelta(seconds=seconds),
+            facts.append(EnergyMeasuredV1(period_start=meter.period_start, period_end=period,
                                           energy_wh=round(energy, 6), site=event.data.site, room=event.data.room))
             meter.period_start, meter.counter_at_start, meter.counted = period, reading.value, 0.0
         meter.last_counter = reading.value

@@ -1,8 +1,10 @@
 """The reactor runtime: registry, envelopes, dedupe, ordering, errors, checkpoints and replay."""
 import asyncio
-import json
+import sqlite3
+from datetime import timedelta
 
 import pytest
+from pydantic import BaseModel
 
 from gateway.errors import TransportError
 from gateway.events import AlertRaisedV1, Event, Measurement, ReadingV1, new_event
@@ -106,19 +108,92 @@ async def test_a_replay_after_a_crash_rebuilds_the_very_same_facts():
     assert len(before) == 3 and len(replay) == 3
 
 
+def committed(path) -> dict:
+    """What another process would find in the state database."""
+    with sqlite3.connect(path) as db:
+        return {"sequence": dict(db.execute("SELECT * FROM meta")).get("sequence"),
+                "seen": [row[0] for row in db.execute("SELECT id FROM seen")],
+                "states": dict(db.execute("SELECT * FROM state")),
+                "outbox": [row[0] for row in db.execute("SELECT id FROM outbox")]}
+
+
 async def test_deliveries_are_acknowledged_only_after_the_checkpoint(tmp_path):
     broker = MemoryBroker()
     async with MemoryTransport(broker, ClientConfig("echo")) as transport:
-        store = StateStore(tmp_path / "echo.json")
-        runner = ReactorRunner(echo(), transport, store)
+        path = tmp_path / "echo.sqlite"
+        runner = ReactorRunner(echo(), transport, StateStore(path))
         ack = asyncio.get_running_loop().create_future()
-        runner.process(Delivery(message_of(new_event(reading(1), source="device/t-1", subject="t-1")), ack))
+        event = new_event(reading(1), source="device/t-1", subject="t-1")
+        runner.process(Delivery(message_of(event), ack))
         await asyncio.sleep(0)
-        assert not ack.done() and not store.path.exists()
+        assert not ack.done() and committed(path)["seen"] == []
         runner.checkpoint()
         await asyncio.wait_for(ack, 1)
-        snapshot = json.loads(store.path.read_text())
-        assert snapshot["sequence"] == 1 and len(snapshot["seen"]) == 1 and "count" in snapshot["states"]
+        state = committed(path)
+        assert state["sequence"] == "1" and state["seen"] == [event.id] and "count" in state["states"]
+
+
+class Unconfirmed(MemoryTransport):
+    """A broker that takes messages but never confirms them, like one that died before its PUBACK."""
+
+    def publish(self, message):
+        self.broker.route(message)
+        return asyncio.get_running_loop().create_future()
+
+
+async def test_facts_the_broker_never_confirmed_are_published_again_after_a_restart(tmp_path):
+    path = tmp_path / "echo.sqlite"
+    broker = MemoryBroker()
+    async with Unconfirmed(broker, ClientConfig("echo")) as transport:
+        runner = ReactorRunner(echo(), transport, StateStore(path))
+        [fact] = runner.process(Delivery(message_of(new_event(reading(1), source="device/t-1", subject="t-1"))))
+        runner.checkpoint()  # the delivery is acknowledged: only the outbox still has the fact
+    assert committed(path)["outbox"] == [fact.id]
+    async with MemoryTransport(broker, ClientConfig("echo")) as transport:
+        restarted = ReactorRunner(echo(), transport, StateStore(path))
+        restarted.republish_outbox()
+        await asyncio.sleep(0)
+        restarted.checkpoint()
+    sent = [m for m in broker.history if m.topic.startswith("events/alert.raised.v1/")]
+    assert len(sent) == 2 and sent[0].payload == sent[1].payload  # the same fact, once more
+    assert committed(path)["outbox"] == []
+
+
+async def test_a_failing_handler_leaves_no_trace_in_state_or_timers():
+    reactor = Reactor("fragile", state=type("Counter", (BaseModel,), {"__annotations__": {"n": int}, "n": 0}))
+
+    @reactor.on("reading.v1")
+    def count(event, ctx):
+        ctx.state.n += 1
+        ctx.start_timer("later", 10)
+        if event.data.measurements[0].value < 0:
+            raise ValueError("negative")
+        return []
+
+    @reactor.timer("later")
+    def later(ctx):
+        return []
+
+    harness = ReactorHarness(reactor)
+    await harness.send(reading(1), subject="t-1")
+    [rejected] = await harness.send(reading(-1), subject="t-1")
+    assert rejected.type == "event.rejected.v1"
+    assert harness.runner.states["t-1"].n == 1
+
+
+async def test_timers_run_on_event_time_while_a_backlog_is_replayed():
+    """A door opened and closed 5 s later, both handled 10 minutes late, raises nothing."""
+    from reactors import door
+    from gateway.settings import load_settings
+
+    harness = ReactorHarness(door.build(load_settings({"CHOREO_DOOR_LIMIT_SECONDS": "30"})))
+    opened_at = harness.now
+    harness.now += timedelta(minutes=10)  # the wall clock is far ahead of the events
+    contact = lambda value: ReadingV1(measurements=[Measurement(name="door_open", unit="/", value=value)])
+    facts = await harness.send(contact(1), subject="d-1", at=opened_at)
+    facts += harness.runner.fire_due_timers(harness.runner.watermark)  # the loop's step after a delivery
+    facts += await harness.send(contact(0), subject="d-1", at=opened_at + timedelta(seconds=5))
+    assert facts == []
 
 
 async def test_a_partition_handles_only_its_share_of_subjects():

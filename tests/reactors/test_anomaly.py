@@ -37,3 +37,32 @@ async def test_an_unchanged_value_for_too_long_is_a_stuck_sensor(harness_for):
     assert [(f.type, f.data.alert) for f in facts] == [("alert.raised.v1", "temperature.stuck"),
                                                       ("alert.cleared.v1", "temperature.stuck")]
     assert facts[0].data.above_seconds == 30
+
+
+async def test_a_lasting_level_shift_becomes_the_new_normal(harness_for):
+    async with harness_for(anomaly.build(SETTINGS)) as harness:
+        facts = []
+        for step in range(80):
+            value = 21.0 + 0.2 * (step % 3) + (10 if step >= 30 else 0)  # from step 30 on, 10 Cel warmer for good
+            facts += await harness.send(temperature(value), subject="t-1")
+            await harness.advance(1)
+    assert [(f.type, f.data.alert) for f in facts] == [("alert.raised.v1", "temperature.outlier"),
+                                                      ("alert.cleared.v1", "temperature.outlier")]
+
+
+async def test_values_in_coarse_steps_do_not_flap(harness_for):
+    async with harness_for(anomaly.build(SETTINGS)) as harness:
+        facts = []
+        for step in range(40):
+            facts += await harness.send(temperature(21.0 + 0.1 * (step % 2)), subject="t-1")
+            await harness.advance(1)
+    assert facts == []
+
+
+def test_min_samples_may_not_exceed_the_window():
+    import pytest
+
+    from gateway.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="must not exceed anomaly.window"):
+        load_settings({"CHOREO_ANOMALY_MIN_SAMPLES": "100", "CHOREO_ANOMALY_WINDOW": "60"})

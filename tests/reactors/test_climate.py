@@ -32,7 +32,20 @@ async def test_first_raise_in_a_room_asks_its_fans_to_run_and_last_clear_stops_t
     assert [(f.subject, f.data.state) for f in off] == [("lab-fan-1", "off"), ("lab-fan-2", "off")]
 
 
-async def test_other_alerts_and_rooms_without_fans_ask_nothing(harness_for):
+async def test_other_alerts_sources_and_rooms_without_fans_ask_nothing(harness_for):
     async with harness_for(reactor()) as harness:
-        assert await harness.send(alert(True, name="humidity.high"), subject="lab-temperature-1") == []
-        assert await harness.send(alert(True, room="office"), subject="office-temperature-1") == []
+        threshold = {"source": "reactor/threshold"}
+        assert await harness.send(alert(True, name="humidity.high"), subject="lab-temperature-1", **threshold) == []
+        assert await harness.send(alert(True, room="office"), subject="office-temperature-1", **threshold) == []
+        assert await harness.send(alert(True), subject="lab-temperature-1", source="reactor/anomaly") == []
+
+
+def test_climate_runs_as_one_instance():
+    import pytest
+
+    from gateway.errors import ConfigError
+    from gateway.reactor import ReactorRunner
+    from gateway.transport import ClientConfig, MemoryBroker, MemoryTransport
+
+    with pytest.raises(ConfigError, match="run one instance"):
+        ReactorRunner(reactor(), MemoryTransport(MemoryBroker(), ClientConfig("c")), partition=(0, 2))

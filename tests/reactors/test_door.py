@@ -19,7 +19,7 @@ async def test_open_too_long_raises_on_time_and_closing_clears(harness_for):
         assert await harness.send(contact(True), subject="office-door-1") == []  # still open: nothing new
         [cleared] = await harness.send(contact(False), subject="office-door-1")
     assert raised.type == "alert.raised.v1" and raised.data.alert == "door.open_too_long"
-    assert raised.causationid == opened.id and raised.time == opened.time.replace() + (raised.time - opened.time)
+    assert raised.causationid == opened.id
     assert (raised.time - opened.time).total_seconds() == 30  # stamped with the deadline, not when it was noticed
     assert cleared.type == "alert.cleared.v1" and cleared.data.room == "office"
 

@@ -31,3 +31,15 @@ async def test_a_meter_restart_keeps_what_was_counted(harness_for):
             facts += await harness.send(meter(wh), subject="m-1")
             await harness.advance(20)
     assert [f.data.energy_wh for f in facts] == [4.0 + 2.0]
+
+
+async def test_late_readings_are_dropped_and_a_silence_spans_its_periods(harness_for):
+    async with harness_for(energy.build(SETTINGS)) as harness:
+        facts = []
+        for seq, (wh, wait) in enumerate([(100, 20), (110, 20), (120, 20), (130, 200)], start=1):
+            facts += await harness.send(meter(wh), subject="m-1", sequence=seq)
+            await harness.advance(wait)
+        facts += await harness.send(meter(105), subject="m-1", sequence=2)  # late: must not look like a restart
+        facts += await harness.send(meter(150), subject="m-1", sequence=5)
+    assert [f.data.energy_wh for f in facts] == [30.0, 20.0]
+    assert (facts[1].data.period_end - facts[1].data.period_start).total_seconds() > 60
