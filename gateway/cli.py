@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     reactor.add_argument("--partition", metavar="INDEX/COUNT",
                          help="run one of COUNT instances, each handling its share of the subjects (e.g. 0/2)")
 
-    commands.add_parser("sink", help="store every event in InfluxDB")
+    sink = commands.add_parser("sink", help="store every event in InfluxDB")
+    sink.add_argument("--instance", help="this replica's name, when several sinks share the load (e.g. 2)")
 
     history = commands.add_parser("history", help="print stored events (or, with --metric, readings) from InfluxDB")
     history.add_argument("--subject", help="only events about this device")
@@ -171,13 +172,24 @@ def _partition(text: str | None) -> tuple[int, int] | None:
 
 
 def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
-    from .sink.influx_v1 import InfluxV1
-    from .sink.service import Sink
+    from dataclasses import replace
 
+    from .sink.service import Sink
+    from .sink.spool import Spool
+    from .sink.writers import writer_for
+
+    instance = args.instance
+    name = f"sink-{instance}" if instance else "sink"
+    spool = Spool(Path(settings.sink.spool_dir) / name, settings.sink.spool_max_bytes)
+    writer = writer_for(settings.influx)
+    spec = Sink.spec
+    if settings.sink.group:  # replicas in one group split the stream (MQTT 5 shared subscription)
+        spec = replace(spec, reads=tuple(f"$share/{settings.sink.group}/{f}" for f in spec.reads),
+                       partition=instance)
     # A batch is acknowledged as a whole, so the broker must be allowed to send a whole batch.
     receive_maximum = max(settings.mqtt.receive_maximum, settings.influx.batch_size)
-    return _serve_consumer(settings, Sink.spec, lambda transport: Sink(transport, InfluxV1(settings.influx), settings.influx),
-                           receive_maximum=receive_maximum)
+    return _serve_consumer(settings, spec, lambda transport: Sink(transport, writer, settings.influx, spool),
+                           receive_maximum=receive_maximum, client_id=name)
 
 
 def _serve_consumer(settings: Settings, spec: ServiceSpec, build: Callable[[Transport], Consumer],

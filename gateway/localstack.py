@@ -47,7 +47,7 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def start_on_free_ports(server: "Broker | InfluxDB", attempts: int = 3) -> None:
+def start_on_free_ports(server: "Broker | InfluxDB | VictoriaMetrics", attempts: int = 3) -> None:
     """Start a server; if another process took its port first, try again on new ones."""
     for attempt in range(1, attempts + 1):
         try:
@@ -190,6 +190,43 @@ class InfluxDB:
             if allow_error:
                 return body
             raise RuntimeError(f"influxd refused {statement.split()[0]}: {body.get('error', exc)}") from None
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        _stop(self.process, sig)
+        self.process = None
+
+
+class VictoriaMetrics:
+    """A victoria-metrics child process: a real server for the InfluxDB v2 write protocol."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.pick_ports()
+        self.process: subprocess.Popen | None = None
+        self.log_path = state_dir / "victoria-metrics.log"
+
+    def pick_ports(self) -> None:
+        [self.port] = free_ports(1)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log_file:
+            self.process = subprocess.Popen(
+                [find_binary("victoria-metrics"), f"-httpListenAddr=127.0.0.1:{self.port}",
+                 f"-storageDataPath={self.state_dir / 'data'}", "-retentionPeriod=100y", "-loggerLevel=ERROR"],
+                stdout=log_file, stderr=subprocess.STDOUT)
+        wait_until(self._healthy, START_TIMEOUT, f"victoria-metrics on port {self.port}", self.process)
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=0.5) as response:
+                return response.status == 200
+        except OSError:
+            return False
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         _stop(self.process, sig)

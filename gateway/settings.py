@@ -9,7 +9,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
@@ -38,6 +38,9 @@ class MqttSettings(_Section):
 
 class InfluxSettings(_Section):
     url: str = Field(default="http://127.0.0.1:8086", pattern=r"^https?://[^\s/]+(/.*)?$")
+    api: Literal["v1", "v2"] = Field(default="v1", description="v1: /write (1.x, and 2.x/3.x compatibility); v2: /api/v2/write")
+    org: str | None = Field(default=None, description="v2: the organisation")
+    bucket: str | None = Field(default=None, description="v2: the bucket (default: database)")
     database: str = Field(default="choreo", pattern=rf"^{ID_PATTERN.pattern}$")
     retention_policy: str | None = None
     username: str | None = None
@@ -111,6 +114,13 @@ class AnomalySettings(_Section):
         return self
 
 
+class SinkSettings(_Section):
+    spool_dir: str = Field(default=".choreo/spool", description="where events wait while InfluxDB is unavailable")
+    spool_max_bytes: int = Field(default=1 << 30, ge=1 << 20, description="past this the sink stops acknowledging")
+    group: str | None = Field(default="sink", pattern=rf"^{ID_PATTERN.pattern}$",
+                              description="shared subscription group; replicas in one group split the events")
+
+
 class ReactorsSettings(_Section):
     state_dir: str = Field(default=".choreo/state", description="where reactors checkpoint their state")
 
@@ -145,6 +155,7 @@ class Settings(_Section):
     energy: EnergySettings = EnergySettings()
     anomaly: AnomalySettings = AnomalySettings()
     reactors: ReactorsSettings = ReactorsSettings()
+    sink: SinkSettings = SinkSettings()
     devices: DeviceSettings = DeviceSettings()
     fleet: FleetSettings = FleetSettings()
 

@@ -1,15 +1,18 @@
-"""The sink service: every event on `events/#` into InfluxDB, in batches, acknowledged once stored.
+"""The sink service: every event on `events/#` into InfluxDB, in batches, acknowledged once durable.
 
-A batch is flushed when it reaches `batch_size` events or is `flush_interval` old.
-Deliveries are acknowledged to the broker only after InfluxDB accepted their batch,
-so a crash or an outage leaves them with the broker. Points InfluxDB refuses as
-malformed (HTTP 400) are isolated by splitting the batch and become
-`event.rejected.v1` facts; everything else in the batch is written.
+A batch is flushed when it reaches `batch_size` events or is `flush_interval` old. A
+delivery is acknowledged to the broker only once it is durable: written to InfluxDB, or
+appended and fsync'ed to the disk spool. When InfluxDB is down, slow or answering 5xx or
+429, batches go to the spool, and a replayer writes the spool back in order as soon as
+InfluxDB answers again; while the spool holds anything, new batches queue behind it. At
+the spool's size limit the sink stops acknowledging, so the broker holds the rest.
+
+Points InfluxDB refuses as malformed (HTTP 400, 413) are isolated by splitting the batch
+and become `event.rejected.v1` facts; everything else in the batch is written.
 """
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections import Counter
@@ -17,18 +20,21 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..errors import InvalidInput, StoreError
+from ..events import EventRejectedV1, decode_event, new_event
 from ..manifest import ServiceSpec
-from ..events import Event, EventRejectedV1, decode_event, new_event
 from ..settings import InfluxSettings
 from ..topics import EVENTS_FILTER, event_topic
 from ..transport import Delivery, Message, Transport
 from .schema import event_lines
+from .spool import Spool, SpoolFull, record_size
 
 log = logging.getLogger(__name__)
 
 SOURCE = "gateway/sink"
 MAX_BACKOFF = 30.0
 SPLITTABLE_STATUS = {400, 413}
+STATUS_EVERY = 10.0
+SPEC = ServiceSpec(name="sink", reads=(EVENTS_FILTER,), consumes=("*",), emits=(EventRejectedV1.event_type,))
 
 
 class Writer(Protocol):
@@ -36,56 +42,91 @@ class Writer(Protocol):
 
 
 @dataclass(slots=True)
-class _Item:
-    delivery: Delivery
+class Unit:
+    """One event's points on their way to InfluxDB."""
+
     lines: list[str]
-    event: Event
+    subject: str
+    own_rejection: bool = False  # the sink's own rejection fact: never rejected again (it would loop)
+    delivery: Delivery | None = None  # live: acknowledged once durable
+    rejection: asyncio.Future[None] | None = None
+
+    def record(self) -> bytes:
+        flags = "r" if self.own_rejection else "-"
+        return f"{self.subject}\n{flags}\n".encode() + "\n".join(self.lines).encode()
+
+    @classmethod
+    def from_record(cls, record: bytes) -> "Unit":
+        subject, flags, lines = record.decode().split("\n", 2)
+        return cls(lines.split("\n"), subject, own_rejection=flags == "r")
+
+    def acknowledge(self) -> None:
+        if self.delivery is not None:
+            self.delivery.ack_when([self.rejection] if self.rejection else [])
 
 
 @dataclass
 class _Batch:
-    items: list[_Item] = field(default_factory=list)
+    units: list[Unit] = field(default_factory=list)
     started: float = 0.0
 
-    def add(self, item: _Item) -> None:
-        if not self.items:
+    def add(self, unit: Unit) -> None:
+        if not self.units:
             self.started = time.monotonic()
-        self.items.append(item)
-
-
-SPEC = ServiceSpec(name="sink", reads=(EVENTS_FILTER,), consumes=("*",), emits=(EventRejectedV1.event_type,))
+        self.units.append(unit)
 
 
 class Sink:
     spec = SPEC
 
-    def __init__(self, transport: Transport, writer: Writer, settings: InfluxSettings) -> None:
+    def __init__(self, transport: Transport, writer: Writer, settings: InfluxSettings, spool: Spool) -> None:
         self.transport = transport
         self.writer = writer
         self.settings = settings
+        self.spool = spool
         self.counts: Counter[str] = Counter()
         self._batch = _Batch()
         self._sequence = 0
+        self._spooled = asyncio.Event()
+        self._last_status = time.monotonic()
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            delivery = await self.transport.receive(timeout=self._time_to_flush())
-            if delivery is not None:
-                self._add(delivery)
-            if self._batch_due():
-                await self.flush(stop)
-        await self.flush(stop)
+        replayer = asyncio.create_task(self._replay(stop))
+        try:
+            while not stop.is_set():
+                delivery = await self.transport.receive(timeout=self._time_to_flush())
+                if delivery is not None:
+                    self._add(delivery)
+                if self._batch_due():
+                    await self.flush(stop)
+                self._report()
+            await self.flush(stop)
+        finally:
+            await replayer
+            log.info("sink: %s", self.status())
 
+    # -- metrics -------------------------------------------------------------------------
+    def status(self) -> str:
+        c = self.counts
+        return (f"received {c['received']}, written {c['written']}, spooled {c['spooled']}, replayed {c['replayed']}, "
+                f"retried {c['write_retries']}, rejected {c['rejected']}, spool full {c['spool_full']}, "
+                f"spool depth {len(self.spool)} events / {self.spool.bytes:,} bytes")
+
+    def _report(self) -> None:
+        if time.monotonic() - self._last_status >= STATUS_EVERY:
+            self._last_status = time.monotonic()
+            log.info("sink: %s", self.status())
+
+    # -- batching ------------------------------------------------------------------------
     def _time_to_flush(self) -> float:
-        if not self._batch.items:
+        if not self._batch.units:
             return 0.5
         return max(0.0, self._batch.started + self.settings.flush_interval - time.monotonic())
 
     def _batch_due(self) -> bool:
-        items = self._batch.items
-        return bool(items) and (
-            len(items) >= self.settings.batch_size or time.monotonic() - self._batch.started >= self.settings.flush_interval
-        )
+        units = self._batch.units
+        return bool(units) and (len(units) >= self.settings.batch_size
+                                or time.monotonic() - self._batch.started >= self.settings.flush_interval)
 
     def _add(self, delivery: Delivery) -> None:
         self.counts["received"] += 1
@@ -96,58 +137,106 @@ class Sink:
         except InvalidInput as exc:
             delivery.ack_when([self._reject(message.topic, message.payload, exc.message)])
             return
-        self._batch.add(_Item(delivery, lines, event))
+        self._batch.add(Unit(lines, event.subject, event.source == SOURCE, delivery))
 
     async def flush(self, stop: asyncio.Event) -> None:
-        """Write the batch, retrying while InfluxDB is unavailable; acknowledge what was stored."""
-        items, self._batch = self._batch.items, _Batch()
-        if not items:
+        """Make the batch durable: in InfluxDB if the spool is empty and InfluxDB answers, else in the spool."""
+        units, self._batch = self._batch.units, _Batch()
+        if not units:
             return
-        backoff = 0.5
-        for attempt in itertools.count(1):
+        if not len(self.spool):
             try:
-                await self._write(items)
+                await self._store(units)
+                self.counts["written"] += len(units)
+                for unit in units:
+                    unit.acknowledge()
                 return
             except StoreError as exc:
-                self.counts["write_retries"] += 1
-                delay = exc.retry_after or backoff
-                # Refusals like 401, 403 or 404 need an operator, but the events stay unacknowledged and safe.
-                level = logging.WARNING if exc.retryable else logging.ERROR
-                log.log(level, "%s; retrying %d events in %.1fs", exc.message, len(items), delay)
-                if stop.is_set() and attempt > 3:
-                    log.error("stopping with %d events unwritten; the broker will deliver them again", len(items))
-                    return
-                await asyncio.sleep(delay)
-                backoff = min(backoff * 2, MAX_BACKOFF)
+                self._refused(exc, len(units))
+        await self._spool(units, stop)
 
-    async def _write(self, items: list[_Item]) -> None:
-        lines = [line for item in items for line in item.lines]
+    async def _spool(self, units: list[Unit], stop: asyncio.Event) -> None:
+        while True:
+            try:
+                self.spool.append([unit.record() for unit in units])
+            except SpoolFull as exc:
+                self.counts["spool_full"] += 1
+                log.error("%s: not acknowledging %d events; the broker keeps them", exc.message, len(units))
+                if stop.is_set():
+                    return
+                await asyncio.sleep(1.0)
+                continue
+            self.counts["spooled"] += len(units)
+            for unit in units:
+                unit.acknowledge()
+            self._spooled.set()
+            return
+
+    # -- the spool's replay ----------------------------------------------------------------
+    async def _replay(self, stop: asyncio.Event) -> None:
+        backoff = 0.5
+        while True:
+            if not len(self.spool):
+                if stop.is_set():
+                    return
+                self._spooled.clear()
+                await _either(self._spooled, stop)
+                continue
+            if stop.is_set():
+                return  # what is left replays at the next start
+            records, position = self.spool.peek(self.settings.batch_size)
+            units = [Unit.from_record(record) for record in records]
+            try:
+                await self._store(units)
+            except StoreError as exc:
+                self._refused(exc, len(units))
+                delay = exc.retry_after or backoff
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                except TimeoutError:
+                    pass
+                continue
+            backoff = 0.5
+            rejections = [unit.rejection for unit in units if unit.rejection]
+            if rejections:
+                await asyncio.wait(rejections, timeout=10)
+            self.spool.advance(position, len(records), sum(record_size(r) for r in records))
+            self.counts["replayed"] += len(records)
+
+    # -- writing ---------------------------------------------------------------------------
+    async def _store(self, units: list[Unit]) -> None:
+        """Write the units; a refused batch is split until each refused unit stands alone and is rejected.
+
+        Raises StoreError when InfluxDB is unavailable or refuses for a reason no split can fix."""
+        lines = [line for unit in units for line in unit.lines]
         try:
             await asyncio.to_thread(self.writer.write, lines)
+            return
         except StoreError as exc:
             if exc.status not in SPLITTABLE_STATUS:
                 raise
-            await self._isolate(items, exc)
+            refusal = exc
+        if len(units) == 1:
+            self._reject_unit(units[0], refusal)
             return
-        self.counts["written"] += len(items)
-        for item in items:
-            item.delivery.ack()
+        middle = len(units) // 2
+        for half in (units[:middle], units[middle:]):
+            await self._store(half)
 
-    async def _isolate(self, items: list[_Item], exc: StoreError) -> None:
-        """Split a refused batch until each refused event stands alone, and reject only those."""
-        if len(items) == 1:
-            item = items[0]
-            if item.event.source == SOURCE:  # our own rejection fact: rejecting it again would loop
-                self.counts["unstorable"] += 1
-                log.error("InfluxDB refused the sink's own rejection fact %s: %s", item.event.id, exc.message)
-                item.delivery.ack()
-                return
-            message = item.delivery.message
-            item.delivery.ack_when([self._reject(message.topic, message.payload, exc.message, item.event.subject)])
+    def _refused(self, exc: StoreError, count: int) -> None:
+        self.counts["write_retries"] += 1
+        # Refusals like 401, 403 or 404 need an operator; the events stay safe meanwhile.
+        level = logging.WARNING if exc.retryable else logging.ERROR
+        log.log(level, "%s; %d events wait (spool: %d)", exc.message, count, len(self.spool))
+
+    def _reject_unit(self, unit: Unit, exc: StoreError) -> None:
+        if unit.own_rejection:
+            self.counts["unstorable"] += 1
+            log.error("InfluxDB refused the sink's own rejection fact about %s: %s", unit.subject, exc.message)
             return
-        middle = len(items) // 2
-        for half in (items[:middle], items[middle:]):
-            await self._write(half)
+        excerpt = unit.delivery.message if unit.delivery else Message("spool", "\n".join(unit.lines).encode())
+        unit.rejection = self._reject(excerpt.topic, excerpt.payload, exc.message, unit.subject)
 
     def _reject(self, topic: str, payload: bytes, reason: str, subject: str = "unknown") -> asyncio.Future[None]:
         self.counts["rejected"] += 1
@@ -157,3 +246,13 @@ class Sink:
                                excerpt=EventRejectedV1.excerpt_of(payload))
         event = new_event(data, source=SOURCE, subject=subject, sequence=self._sequence)
         return self.transport.publish(Message(event_topic(event.type, event.subject), event.to_json()))
+
+
+async def _either(*events: asyncio.Event) -> None:
+    """Wait until any of the events is set."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

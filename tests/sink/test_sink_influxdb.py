@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +13,7 @@ from gateway.events import Measurement, ReadingV1, decode_event, new_event
 from gateway.settings import load_settings
 from gateway.sink.influx_v1 import InfluxV1
 from gateway.sink.service import Sink
+from gateway.sink.spool import Spool
 from gateway.topics import event_topic
 from gateway.transport import ClientConfig, Delivery, MemoryBroker, MemoryTransport, Message
 from tests.helpers import async_wait_for, influx_query
@@ -34,7 +37,8 @@ class Harness:
         self.broker = MemoryBroker()
         self.transport = MemoryTransport(self.broker, ClientConfig("sink"))
         settings = load_settings({**stack.env("sink"), "CHOREO_INFLUX_BATCH_SIZE": str(batch_size)}).influx
-        self.sink = Sink(self.transport, InfluxV1(settings), settings)
+        self.spool = Spool(Path(tempfile.mkdtemp(prefix="spool-")), 10 << 20)
+        self.sink = Sink(self.transport, InfluxV1(settings), settings, self.spool)
         self.acks: list[asyncio.Future] = []
 
     def deliver(self, message: Message) -> asyncio.Future:
@@ -102,19 +106,40 @@ async def test_a_point_influxdb_refuses_is_isolated_and_the_rest_is_stored(fresh
     assert harness.sink.counts["rejected"] == 1
 
 
-async def test_nothing_is_acknowledged_while_influxdb_is_down(fresh_stack):
+async def test_while_influxdb_is_down_batches_are_spooled_then_replayed_in_order(fresh_stack):
     subject = f"s-{uuid.uuid4().hex[:8]}"
     harness = Harness(fresh_stack)
-    message, event_id = reading_message(subject, 1)
-    ack = harness.deliver(message)
     fresh_stack.influxdb.stop()
-    flushing = asyncio.create_task(harness.sink.flush(asyncio.Event()))
-    await async_wait_for(lambda: harness.sink.counts["write_retries"] >= 2, 10, "failed write attempts")
-    assert not ack.done()
+    first = harness.deliver_readings(subject, 5)
+    await harness.sink.flush(asyncio.Event())
+    assert all(ack.done() for ack in harness.acks)  # durable in the spool, so acknowledged
+    assert len(harness.spool) == 5 and harness.sink.counts["spooled"] == 5
+    later = harness.deliver_readings(subject, 3)
     await asyncio.to_thread(fresh_stack.influxdb.start)
-    await asyncio.wait_for(flushing, 60)
-    assert ack.done()
-    assert [row["id"] for row in stored(fresh_stack, subject)] == [event_id]
+    await harness.sink.flush(asyncio.Event())  # queues behind the spool, to keep the order
+    assert len(harness.spool) == 8
+    stop = asyncio.Event()
+    replaying = asyncio.create_task(harness.sink._replay(stop))
+    await async_wait_for(lambda: len(harness.spool) == 0, 30, "the spool to drain")
+    stop.set()
+    await asyncio.wait_for(replaying, 10)
+    assert sorted(row["id"] for row in stored(fresh_stack, subject)) == sorted(first + later)
+    assert harness.sink.counts["replayed"] == 8
+
+
+async def test_a_full_spool_stops_acknowledging(fresh_stack, tmp_path):
+    harness = Harness(fresh_stack)
+    harness.sink.spool = Spool(tmp_path / "tiny", max_bytes=1 << 20)
+    harness.sink.spool.max_bytes = 600  # room for about one event
+    fresh_stack.influxdb.stop()
+    harness.deliver_readings("s-full", 5)
+    stop = asyncio.Event()
+    flushing = asyncio.create_task(harness.sink.flush(stop))
+    await async_wait_for(lambda: harness.sink.counts["spool_full"] >= 1, 10, "the spool to refuse")
+    assert not any(ack.done() for ack in harness.acks)  # the broker keeps them
+    stop.set()
+    await asyncio.wait_for(flushing, 10)
+    assert not any(ack.done() for ack in harness.acks)
 
 
 async def test_malformed_events_are_rejected_not_stored(stack):

@@ -1,0 +1,154 @@
+"""The sink's disk spool: an append-only, crash-safe queue of events waiting for InfluxDB.
+
+Records are appended to segment files (`spool-000000000001.log`, ...) as
+`length | crc32 | bytes`, then fsync'ed, before the deliveries they hold are
+acknowledged to the broker. A cursor file (replaced atomically) says how far the
+replay has got; segments behind it are deleted. On open, a torn record at the end of
+the last segment (a crash mid-append) is cut off: it was never acknowledged.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from pathlib import Path
+
+from ..errors import ChoreoError
+
+HEADER = struct.Struct("<II")
+SEGMENT_BYTES = 64 * 1024 * 1024
+Position = tuple[int, int]  # (segment number, byte offset)
+
+
+class SpoolFull(ChoreoError):
+    """Appending would pass the spool's size limit."""
+
+    retryable = True
+
+
+class Spool:
+    def __init__(self, directory: Path, max_bytes: int) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        directory.mkdir(parents=True, exist_ok=True)
+        self.cursor: Position = self._load_cursor()
+        self.records = 0
+        self.bytes = 0
+        self._scan()
+
+    # -- state on disk -----------------------------------------------------------------
+    def _segment(self, number: int) -> Path:
+        return self.directory / f"spool-{number:012d}.log"
+
+    def _segments(self) -> list[int]:
+        return sorted(int(path.stem.split("-")[1]) for path in self.directory.glob("spool-*.log"))
+
+    def _load_cursor(self) -> Position:
+        path = self.directory / "cursor"
+        if not path.exists():
+            return (self._segments() or [1])[0], 0
+        document = json.loads(path.read_text())
+        return document["segment"], document["offset"]
+
+    def _scan(self) -> None:
+        """Count what waits behind the cursor; cut a torn record off the last segment."""
+        segments = [n for n in self._segments() if n >= self.cursor[0]]
+        for number in segments:
+            start = self.cursor[1] if number == self.cursor[0] else 0
+            end, count = self._valid_end(number, start)
+            if number == segments[-1] and end < self._segment(number).stat().st_size:
+                with open(self._segment(number), "r+b") as file:
+                    file.truncate(end)
+                    os.fsync(file.fileno())
+            self.records += count
+            self.bytes += end - start
+        self._tail = segments[-1] if segments else self.cursor[0]
+
+    def _valid_end(self, number: int, offset: int) -> tuple[int, int]:
+        count = 0
+        with open(self._segment(number), "rb") as file:
+            file.seek(offset)
+            while True:
+                header = file.read(HEADER.size)
+                if len(header) < HEADER.size:
+                    return offset, count
+                length, checksum = HEADER.unpack(header)
+                body = file.read(length)
+                if len(body) < length or zlib.crc32(body) != checksum:
+                    return offset, count
+                offset += HEADER.size + length
+                count += 1
+
+    # -- the queue -----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.records
+
+    def append(self, records: list[bytes]) -> None:
+        """Add records durably (written and fsync'ed) or raise SpoolFull; all or nothing."""
+        data = b"".join(HEADER.pack(len(r), zlib.crc32(r)) + r for r in records)
+        if self.bytes + len(data) > self.max_bytes:
+            raise SpoolFull(f"spool at {self.bytes:,} of {self.max_bytes:,} bytes; cannot take {len(data):,} more")
+        path = self._segment(self._tail)
+        if path.exists() and path.stat().st_size + len(data) > SEGMENT_BYTES and path.stat().st_size:
+            self._tail += 1
+            path = self._segment(self._tail)
+        new = not path.exists()
+        with open(path, "ab") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        if new:
+            _fsync_directory(self.directory)
+        self.records += len(records)
+        self.bytes += len(data)
+
+    def peek(self, limit: int) -> tuple[list[bytes], Position]:
+        """Up to `limit` records from the cursor on, and the position just after them."""
+        records: list[bytes] = []
+        number, offset = self.cursor
+        while len(records) < limit and number <= self._tail:
+            path = self._segment(number)
+            if path.exists():
+                with open(path, "rb") as file:
+                    file.seek(offset)
+                    while len(records) < limit:
+                        header = file.read(HEADER.size)
+                        if len(header) < HEADER.size:
+                            break
+                        length, _ = HEADER.unpack(header)
+                        records.append(file.read(length))
+                        offset += HEADER.size + length
+            if len(records) < limit and number < self._tail:
+                number, offset = number + 1, 0
+            else:
+                break
+        return records, (number, offset)
+
+    def advance(self, position: Position, count: int, size: int) -> None:
+        """Mark `count` records (`size` bytes with headers) up to `position` as stored in InfluxDB."""
+        temporary = self.directory / "cursor.tmp"
+        with open(temporary, "w") as file:
+            json.dump({"segment": position[0], "offset": position[1]}, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, self.directory / "cursor")
+        _fsync_directory(self.directory)
+        self.cursor = position
+        self.records -= count
+        self.bytes -= size
+        for number in self._segments():
+            if number < position[0]:
+                self._segment(number).unlink()
+
+
+def record_size(record: bytes) -> int:
+    return HEADER.size + len(record)
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
