@@ -81,10 +81,11 @@ def wait_until(condition, timeout: float, what: str, process: subprocess.Popen |
 class Broker:
     """A Mosquitto child process with the shipped conf.d/ and ACL."""
 
-    def __init__(self, state_dir: Path, credentials: Credentials, device_ids: Iterable[str]) -> None:
+    def __init__(self, state_dir: Path, credentials: Credentials, device_ids: Iterable[str], extra_config: str = "") -> None:
         self.state_dir = state_dir
         self.credentials = credentials
         self.device_ids = list(device_ids)
+        self.extra_config = extra_config  # appended after the shipped settings (benchmarks size queues here)
         self.pick_ports()
         self.process: subprocess.Popen | None = None
         self.log_path = state_dir / "mosquitto.log"
@@ -104,6 +105,7 @@ class Broker:
             f"password_file {passwd}\n"
             f"acl_file {MOSQUITTO_DIR / 'acl'}\n"
             f"include_dir {MOSQUITTO_DIR / 'conf.d'}\n"
+            f"{self.extra_config}\n"
         )
         return config
 

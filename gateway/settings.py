@@ -117,8 +117,8 @@ class AnomalySettings(_Section):
 class SinkSettings(_Section):
     spool_dir: str = Field(default=".choreo/spool", description="where events wait while InfluxDB is unavailable")
     spool_max_bytes: int = Field(default=1 << 30, ge=1 << 20, description="past this the sink stops acknowledging")
-    group: str | None = Field(default="sink", pattern=rf"^{ID_PATTERN.pattern}$",
-                              description="shared subscription group; replicas in one group split the events")
+    group: str = Field(default="sink", pattern=rf"^({ID_PATTERN.pattern})?$",
+                       description="shared subscription group, replicas in one group split the events; empty: none")
 
 
 class ReactorsSettings(_Section):

@@ -124,7 +124,7 @@ async def test_deliveries_are_acknowledged_only_after_the_checkpoint(tmp_path):
         runner = ReactorRunner(echo(), transport, StateStore(path))
         ack = asyncio.get_running_loop().create_future()
         event = new_event(reading(1), source="device/t-1", subject="t-1")
-        runner.process(Delivery(message_of(event), ack))
+        runner.process(Delivery(message_of(event), lambda: ack.set_result(None)))
         await asyncio.sleep(0)
         assert not ack.done() and committed(path)["seen"] == []
         runner.checkpoint()
@@ -206,7 +206,7 @@ async def test_a_partition_handles_only_its_share_of_subjects():
 async def test_a_delivery_is_acknowledged_only_when_every_publish_succeeded():
     loop = asyncio.get_running_loop()
     first, second, ack = loop.create_future(), loop.create_future(), loop.create_future()
-    Delivery(Message("t", b""), ack).ack_when([first, second])
+    Delivery(Message("t", b""), lambda: ack.set_result(None)).ack_when([first, second])
     first.set_result(None)
     await asyncio.sleep(0)
     assert not ack.done()
@@ -217,7 +217,7 @@ async def test_a_delivery_is_acknowledged_only_when_every_publish_succeeded():
 async def test_a_failed_publish_leaves_the_delivery_unacknowledged():
     loop = asyncio.get_running_loop()
     failed, ack = loop.create_future(), loop.create_future()
-    Delivery(Message("t", b""), ack).ack_when([failed])
+    Delivery(Message("t", b""), lambda: ack.set_result(None)).ack_when([failed])
     failed.set_exception(TransportError("publish backlog full"))
     await asyncio.sleep(0)
     assert not ack.done()

@@ -9,7 +9,9 @@ there), so they are refused.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
+from functools import lru_cache
 
 from ..errors import InvalidInput
 
@@ -17,34 +19,42 @@ FieldValue = float | int | str | bool
 
 _MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ "})
 _KEY = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\="})
-_STRING = str.maketrans({'"': r"\"", "\\": "\\\\"})
+_UNESCAPABLE = re.compile(r"[\n\r\\]")
+_NEEDS_ESCAPE = re.compile(r"[,= ]")
+_STRING_NEEDS_ESCAPE = re.compile(r'["\\]')
 
 
-def _name(value: str, table: dict[int, str], what: str) -> str:
-    if not value or any(char in value for char in "\n\r\\"):
+@lru_cache(maxsize=4096)
+def _name(value: str, what: str) -> str:
+    """A measurement, tag key, tag value or field key, escaped; cached, as the same names recur."""
+    if not value or _UNESCAPABLE.search(value):
         raise InvalidInput(f"{what} {value[:64]!r} is empty or contains a line break or backslash")
-    return value.translate(table)
+    if not _NEEDS_ESCAPE.search(value):
+        return value
+    return value.translate(_MEASUREMENT if what == "measurement" else _KEY)
 
 
 def _field_value(key: str, value: FieldValue) -> str:
+    if isinstance(value, str):
+        if _STRING_NEEDS_ESCAPE.search(value):
+            value = value.replace("\\", "\\\\").replace('"', '\\"')  # two C passes beat one translate()
+        return f'"{value}"'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return f"{value}i"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidInput(f"field {key!r} is not finite")
-        return repr(value)
-    return '"' + value.translate(_STRING) + '"'
+    if not math.isfinite(value):
+        raise InvalidInput(f"field {key!r} is not finite")
+    return repr(value)
 
 
 def encode_point(measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue], timestamp_ns: int) -> str:
     """One line; tags are sorted by key, as InfluxDB recommends for write performance."""
     if not fields:
         raise InvalidInput(f"point in {measurement!r} has no fields")
-    head = _name(measurement, _MEASUREMENT, "measurement")
+    head = [_name(measurement, "measurement")]
     for key in sorted(tags):
         if tags[key]:  # an empty tag value is not allowed: omit the tag
-            head += f",{_name(key, _KEY, 'tag key')}={_name(tags[key], _KEY, 'tag value')}"
-    body = ",".join(f"{_name(key, _KEY, 'field key')}={_field_value(key, value)}" for key, value in fields.items())
-    return f"{head} {body} {timestamp_ns}"
+            head.append(f"{_name(key, 'tag key')}={_name(tags[key], 'tag value')}")
+    body = ",".join(f"{_name(key, 'field key')}={_field_value(key, value)}" for key, value in fields.items())
+    return f"{','.join(head)} {body} {timestamp_ns}"

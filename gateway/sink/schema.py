@@ -14,7 +14,6 @@ microsecond still get separate points.
 """
 from __future__ import annotations
 
-import json
 import zlib
 from datetime import datetime
 
@@ -43,7 +42,7 @@ def event_lines(event: Event) -> list[str]:
         fields["sequence"] = event.sequence
     if event.emittedtime is not None:
         fields["emittedtime"] = nanoseconds(event.emittedtime)
-    fields["data"] = json.dumps(event.data.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False)
+    fields["data"] = event.data.model_dump_json()
     data = event.data
     place = {"site": getattr(data, "site", None) or "", "room": getattr(data, "room", None) or ""}
     tags = {"type": event.type, "subject": event.subject, "source": event.source, **place}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, Self
 
@@ -31,13 +31,14 @@ class Delivery:
 
     __slots__ = ("message", "_ack")
 
-    def __init__(self, message: Message, ack: asyncio.Future[None] | None = None) -> None:
+    def __init__(self, message: Message, ack: Callable[[], None] | None = None) -> None:
         self.message = message
-        self._ack = ack
+        self._ack = ack  # sends the acknowledgement; None for QoS 0 or once sent
 
     def ack(self) -> None:
-        if self._ack is not None and not self._ack.done():
-            self._ack.set_result(None)
+        ack, self._ack = self._ack, None
+        if ack is not None:
+            ack()
 
     def ack_when(self, futures: Iterable[asyncio.Future[None]]) -> None:
         """Acknowledge once all `futures` (usually publish confirmations) succeed."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Self
@@ -24,10 +25,7 @@ MAX_BACKLOG = 1_000_000
 PERMANENT_REFUSALS = frozenset({1, 2, 4, 5, 129, 130, 132, 133, 134, 135, 138, 140, 144, 149, 153, 154, 155, 156, 157})
 SUCCESS = 0
 SUBACK_TIMEOUT = 10.0
-
-
-class _StaleAcknowledgement(Exception):
-    """Raised instead of answering a delivery whose session the broker no longer has."""
+PUBACK = struct.Struct("!BBH")
 
 
 class _InflightStore(PersistentStorage):
@@ -79,6 +77,7 @@ class MqttTransport:
         self._send_window = MQTT_RECEIVE_MAXIMUM - 2
         self._connected = asyncio.Event()
         self._session = 0  # counts sessions: a delivery from an earlier one must not be acknowledged
+        self._pubacks = bytearray()  # acknowledgements written together once per event-loop turn
         self._subacks: dict[int, asyncio.Future[tuple[int, ...]]] = {}
         self._closing = False
         self._planned_outage: float | None = None
@@ -105,8 +104,11 @@ class MqttTransport:
         client.set_config({"reconnect_retries": -1, "reconnect_delay": INITIAL_BACKOFF})
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
+        client.on_message = self._on_qos0_message
         client.on_subscribe = self._on_subscribe
+        # QoS 1 deliveries bypass gmqtt's callback, which costs a task per message and sends each
+        # PUBACK on its own: ours acknowledge when the consumer says so, in one write per loop turn.
+        client._package_handler._handle_qos_1_publish_packet = self._on_qos1_message
         return client
 
     @property
@@ -122,8 +124,7 @@ class MqttTransport:
         try:
             if self._connected.is_set():
                 await self.flush(timeout=5.0)
-                for _ in range(3):  # let PUBACKs of deliveries acknowledged just now go out:
-                    await asyncio.sleep(0)  # the handler returns, then gmqtt's callback sends
+                self._write_pubacks()
         finally:
             await self._client.disconnect()
 
@@ -180,21 +181,30 @@ class MqttTransport:
         client.reconnect_delay = min(max(client.reconnect_delay, INITIAL_BACKOFF) * 2, MAX_BACKOFF)
         log.warning("lost the broker connection; reconnecting in %.1fs", client.reconnect_delay)
 
-    async def _on_message(self, client: gmqtt.Client, topic: str | bytes, payload: bytes, qos: int, properties: dict) -> int:
-        if isinstance(topic, bytes):
-            topic = topic.decode("utf-8", errors="replace")
-        message = Message(topic, payload, qos, bool(properties.get("retain")))
-        if qos == 0:
-            self._inbound.offer(Delivery(message))
-            return SUCCESS
+    def _on_qos0_message(self, client: gmqtt.Client, topic: str | bytes, payload: bytes, qos: int,
+                         properties: dict) -> int:
+        self._inbound.offer(Delivery(_message(topic, payload, qos, properties)))
+        return SUCCESS
+
+    def _on_qos1_message(self, mid: int, payload: bytes, topic: str | bytes, properties: dict) -> None:
         session = self._session
-        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inbound.offer(Delivery(message, ack))
-        await ack  # gmqtt sends the PUBACK when this returns
+        message = _message(topic, payload, 1, properties)
+        self._inbound.offer(Delivery(message, lambda: self._acknowledge(mid, session)))
+
+    def _acknowledge(self, mid: int, session: int) -> None:
         if session != self._session:
             # Its packet id may now name another message of the new session: say nothing.
-            raise _StaleAcknowledgement(f"not acknowledging a delivery on {topic} from a lost session")
-        return SUCCESS
+            log.info("not acknowledging a delivery from a lost session")
+            return
+        if not self._pubacks:
+            asyncio.get_running_loop().call_soon(self._write_pubacks)
+        self._pubacks += PUBACK.pack(0x40, 2, mid)  # MQTT 5: remaining length 2 means reason "success"
+
+    def _write_pubacks(self) -> None:
+        data, self._pubacks = bytes(self._pubacks), bytearray()
+        connection = self._client._connection
+        if data and connection is not None and self._connected.is_set():
+            connection._protocol.write_data(data)
 
     def _on_subscribe(self, client: gmqtt.Client, mid: int, granted: tuple[int, ...], properties: Any) -> None:
         future = self._subacks.pop(mid, None)
@@ -265,3 +275,9 @@ class MqttTransport:
             return True
         done, _ = await asyncio.wait(futures, timeout=timeout)
         return len(done) == len(futures)
+
+
+def _message(topic: str | bytes, payload: bytes, qos: int, properties: dict) -> Message:
+    if isinstance(topic, bytes):
+        topic = topic.decode("utf-8", errors="replace")
+    return Message(topic, payload, qos, bool(properties.get("retain")))

@@ -1,0 +1,147 @@
+"""Sink throughput: events from the broker into a real InfluxDB, against the broker-only rate in the same run.
+
+Run with `make bench` or `.venv/bin/python bench/sink.py [--events 200000] [--replicas 1]`.
+Starts its own Mosquitto and InfluxDB. The same backlog of N canonical events is queued
+on the broker for two persistent sessions: a C subscriber (`mosquitto_sub`, QoS 1),
+whose drain rate is the broker-only rate, and the sink (its replicas sharing one
+group), whose rate is counted in InfluxDB with COUNT over `/query`. Writes
+bench/results/sink.json.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gateway.events import Measurement, ReadingV1, new_event  # noqa: E402
+from gateway.localstack import LocalStack  # noqa: E402
+from gateway.topics import event_topic  # noqa: E402
+from gateway.transport import ClientConfig, Message, MqttTransport  # noqa: E402
+from tests.helpers import influx_query  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "sink.json"
+UNBOUNDED_QUEUES = "max_queued_messages 0\nmax_queued_bytes 0\n"  # the backlog must not be dropped
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Bench:
+    def __init__(self, stack: LocalStack, events: int, replicas: int, state: Path) -> None:
+        self.stack, self.events, self.replicas, self.state = stack, events, replicas, state
+        self.admin = stack.credentials.mqtt["admin"]
+        self.auth = ["-h", "127.0.0.1", "-p", str(stack.broker.port), "-u", "admin", "-P", self.admin]
+
+    def c_subscriber(self, extra: list[str], **options) -> subprocess.Popen:
+        return subprocess.Popen(["mosquitto_sub", *self.auth, "-V", "mqttv5", "-c", "-i", "bench-c", "-x", "3600",
+                                 "-q", "1", "-t", "events/#", *extra], **options)
+
+    def sinks(self) -> list[subprocess.Popen]:
+        env = {**os.environ, **self.stack.env("sink"), "CHOREO_SINK_SPOOL_DIR": str(self.state / "spool"),
+               "CHOREO_INFLUX_BATCH_SIZE": "5000", "CHOREO_INFLUX_FLUSH_INTERVAL": "0.5"}
+        if self.replicas == 1:
+            env["CHOREO_SINK_GROUP"] = ""
+        return [subprocess.Popen([sys.executable, "-m", "gateway.cli", "--log-level", "WARNING", "sink",
+                                  *(["--instance", str(n)] if self.replicas > 1 else [])],
+                                 env=env, stdout=subprocess.DEVNULL, stderr=open(self.state / f"sink-{n}.log", "w"))
+                for n in range(1, self.replicas + 1)]
+
+    def stored(self) -> int:
+        rows = influx_query(self.stack.influxdb.url, "admin", self.stack.credentials.influx_admin_password,
+                            'SELECT COUNT("id") FROM "events"')
+        return rows[0]["count"] if rows else 0
+
+    async def publish_backlog(self) -> float:
+        config = ClientConfig("bench-publisher", port=self.stack.broker.port, username="admin", password=self.admin,
+                              clean_start=True, session_expiry=0)
+        started = time.perf_counter()
+        async with MqttTransport(config) as transport:
+            for n in range(self.events):
+                data = ReadingV1(measurements=[Measurement(name="temperature", unit="Cel", value=20 + n % 10)],
+                                 site="hq", room="lab", kind="temperature")
+                event = new_event(data, source=f"device/bench-{n % 500}", subject=f"bench-{n % 500}", sequence=n)
+                transport.publish(Message(event_topic(event.type, event.subject), event.to_json()))
+                if n % 2000 == 0:
+                    await asyncio.sleep(0)
+            assert await transport.flush(timeout=300), "the broker did not take the backlog"
+        return self.events / (time.perf_counter() - started)
+
+    def run(self) -> dict:
+        # 1. persistent sessions for the C subscriber and the sink(s), then offline
+        subprocess.run(["mosquitto_sub", *self.auth, "-V", "mqttv5", "-c", "-i", "bench-c", "-x", "3600", "-q", "1",
+                        "-t", "events/#", "-E"], check=True)
+        sinks = self.sinks()
+        time.sleep(3)  # a bench may wait: the sinks connect and subscribe
+        for sink in sinks:
+            sink.send_signal(signal.SIGTERM)
+            sink.wait(30)
+        # 2. the same backlog for both
+        publish_rate = asyncio.run(self.publish_backlog())
+        # 3. broker only: the C subscriber drains it
+        c = self.c_subscriber(["-C", str(self.events), "-F", "%U"], stdout=subprocess.PIPE)
+        arrivals = c.communicate(timeout=600)[0].split()
+        broker_rate = (len(arrivals) - 1) / (float(arrivals[-1]) - float(arrivals[0]))
+        # 4. the sink drains it into InfluxDB
+        sinks = self.sinks()
+        first_seen = None
+        while (count := self.stored()) < self.events:
+            if count and first_seen is None:
+                first_seen = (time.perf_counter(), count)
+            time.sleep(0.25)
+        done = time.perf_counter()
+        sink_rate = (self.events - first_seen[1]) / (done - first_seen[0])
+        cpu = sum(cpu_seconds(s.pid) for s in sinks)
+        rss = max(peak_rss_mib(s.pid) for s in sinks)
+        for sink in sinks:
+            sink.send_signal(signal.SIGTERM)
+            sink.wait(60)
+        return {"events": self.events, "replicas": self.replicas, "publish_rate": publish_rate,
+                "broker_only_rate": broker_rate, "sink_rate": sink_rate, "ratio": sink_rate / broker_rate,
+                "sink_cpu_seconds_per_100k": cpu / self.events * 100_000, "sink_peak_rss_mib": rss,
+                "stored": self.stored()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--replicas", type=int, default=1)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as state:
+        stack = LocalStack(Path(state))
+        stack.broker.extra_config = UNBOUNDED_QUEUES
+        with stack:
+            result = Bench(stack, args.events, args.replicas, Path(state)).run()
+    print(f"\n{result['events']:,} events (readings, one point each in `events` and `readings`), "
+          f"sink replicas: {result['replicas']}\n")
+    print("| figure | value |")
+    print("|---|---:|")
+    print(f"| broker only: backlog drained by mosquitto_sub, QoS 1 | {result['broker_only_rate']:,.0f} events/s |")
+    print(f"| sink: backlog stored in InfluxDB (counted there) | {result['sink_rate']:,.0f} events/s |")
+    print(f"| sink / broker only | {result['ratio']:.2f} |")
+    print(f"| sink CPU per 100,000 events | {result['sink_cpu_seconds_per_100k']:.1f} s |")
+    print(f"| sink peak RSS | {result['sink_peak_rss_mib']:.0f} MiB |")
+    print(f"| stored / published | {result['stored']:,} / {result['events']:,} |")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
