@@ -91,15 +91,21 @@ class Sink:
         self._last_status = time.monotonic()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Receive into a batch while the previous batch is being made durable (one at a time, in order)."""
         replayer = asyncio.create_task(self._replay(stop))
+        writing: asyncio.Task[None] | None = None
         try:
             while not stop.is_set():
                 delivery = await self.transport.receive(timeout=self._time_to_flush())
                 if delivery is not None:
                     self._add(delivery)
                 if self._batch_due():
-                    await self.flush(stop)
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.create_task(self.flush(stop))
                 self._report()
+            if writing is not None:
+                await writing
             await self.flush(stop)
         finally:
             await replayer
