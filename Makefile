@@ -15,6 +15,8 @@ test: setup
 bench: setup
 	$(PYTHON) bench/mqtt_clients.py
 	$(PYTHON) bench/fleet.py
+	$(PYTHON) bench/sink.py --replicas 1
+	$(PYTHON) bench/sink.py --replicas 3
 
 setup: $(STAMP)
 

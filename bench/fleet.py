@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import json
 import resource
 import subprocess
 import sys
@@ -26,9 +25,9 @@ from devices.fleet import FleetRunner  # noqa: E402
 from gateway.credentials import Credentials  # noqa: E402
 from gateway.fleet import Fleet  # noqa: E402
 from gateway.localstack import Broker  # noqa: E402
+from bench.report import print_table, save  # noqa: E402
 from gateway.settings import load_settings  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "fleet.json"
 
 
 def rss_mib() -> float:
@@ -123,17 +122,16 @@ def main() -> None:
             subscriber.terminate()
             broker.stop()
     target = args.devices / args.interval
-    print(f"\nfleet of {result['devices']:,} devices, one connection each, QoS 1, target {target:,.0f} msg/s\n")
-    print("| figure | value |")
-    print("|---|---:|")
-    print(f"| connections | {result['connected']:,} (all up in {result['connect_seconds']:.1f} s) |")
-    print(f"| telemetry published, steady window of {args.seconds:.0f} s | {result['published_per_second']:,.0f} msg/s |")
-    print(f"| published / delivered to an independent subscriber | {result['published_total']:,} / {result['broker_delivered_total']:,} |")
-    print(f"| resident memory, peak | {result['rss_mib_peak']:.0f} MiB |")
-    print(f"| memory per device | {result['kib_per_device']:.0f} KiB |")
-    print(f"| errors / reconnects | {result['errors']} / {result['reconnects']} |")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2))
+    print_table(f"fleet of {result['devices']:,} devices, one connection each, QoS 1, target {target:,.0f} msg/s", [
+        ("connections", f"{result['connected']:,} (all up in {result['connect_seconds']:.1f} s)"),
+        (f"telemetry published, steady window of {args.seconds:.0f} s", f"{result['published_per_second']:,.0f} msg/s"),
+        ("published / delivered to an independent subscriber",
+         f"{result['published_total']:,} / {result['broker_delivered_total']:,}"),
+        ("resident memory, peak", f"{result['rss_mib_peak']:.0f} MiB"),
+        ("memory per device", f"{result['kib_per_device']:.0f} KiB"),
+        ("errors / reconnects", f"{result['errors']} / {result['reconnects']}"),
+    ])
+    save("fleet", result)
 
 
 if __name__ == "__main__":

@@ -5,13 +5,12 @@ Starts its own Mosquitto and InfluxDB. The same backlog of N canonical events is
 on the broker for two persistent sessions: a C subscriber (`mosquitto_sub`, QoS 1),
 whose drain rate is the broker-only rate, and the sink (its replicas sharing one
 group), whose rate is counted in InfluxDB with COUNT over `/query`. Writes
-bench/results/sink.json.
+bench/results/sink-{replicas}.json.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -22,13 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.report import print_table, save  # noqa: E402
 from gateway.events import Measurement, ReadingV1, new_event  # noqa: E402
 from gateway.localstack import LocalStack  # noqa: E402
 from gateway.topics import event_topic  # noqa: E402
 from gateway.transport import ClientConfig, Message, MqttTransport  # noqa: E402
 from tests.helpers import influx_query  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "sink.json"
 UNBOUNDED_QUEUES = "max_queued_messages 0\nmax_queued_bytes 0\n"  # the backlog must not be dropped
 
 
@@ -129,18 +128,16 @@ def main() -> None:
         stack.broker.extra_config = UNBOUNDED_QUEUES
         with stack:
             result = Bench(stack, args.events, args.replicas, Path(state)).run()
-    print(f"\n{result['events']:,} events (readings, one point each in `events` and `readings`), "
-          f"sink replicas: {result['replicas']}\n")
-    print("| figure | value |")
-    print("|---|---:|")
-    print(f"| broker only: backlog drained by mosquitto_sub, QoS 1 | {result['broker_only_rate']:,.0f} events/s |")
-    print(f"| sink: backlog stored in InfluxDB (counted there) | {result['sink_rate']:,.0f} events/s |")
-    print(f"| sink / broker only | {result['ratio']:.2f} |")
-    print(f"| sink CPU per 100,000 events | {result['sink_cpu_seconds_per_100k']:.1f} s |")
-    print(f"| sink peak RSS | {result['sink_peak_rss_mib']:.0f} MiB |")
-    print(f"| stored / published | {result['stored']:,} / {result['events']:,} |")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2))
+    print_table(f"{result['events']:,} events (readings, one point each in `events` and `readings`), "
+                f"sink replicas: {result['replicas']}", [
+                    ("broker only: backlog drained by mosquitto_sub, QoS 1", f"{result['broker_only_rate']:,.0f} events/s"),
+                    ("sink: backlog stored in InfluxDB (counted there)", f"{result['sink_rate']:,.0f} events/s"),
+                    ("sink / broker only", f"{result['ratio']:.2f}"),
+                    ("sink CPU per 100,000 events", f"{result['sink_cpu_seconds_per_100k']:.1f} s"),
+                    ("sink peak RSS", f"{result['sink_peak_rss_mib']:.0f} MiB"),
+                    ("stored / published", f"{result['stored']:,} / {result['events']:,}"),
+                ])
+    save(f"sink-{result['replicas']}", result)
 
 
 if __name__ == "__main__":
