@@ -11,13 +11,17 @@ import time
 from datetime import datetime, timezone
 from typing import Annotated, Any, ClassVar, Literal
 
+from typing import Union
+
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     SerializeAsAny,
+    TypeAdapter,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -205,7 +209,11 @@ EVENT_TYPES: dict[str, type[EventData]] = {
 
 
 class Event(BaseModel):
-    """A CloudEvents 1.0 envelope whose `data` is the typed model of its `type`."""
+    """A CloudEvents 1.0 envelope whose `data` is the typed model of its `type`.
+
+    Build one with new_event(); parse one with decode_event(), which picks the envelope
+    of the event's type (below) so the whole payload is validated in one pass.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -224,25 +232,17 @@ class Event(BaseModel):
     emittedtime: UtcTime | None = None
     data: SerializeAsAny[EventData]
 
-    @model_validator(mode="before")
-    @classmethod
-    def _typed_data(cls, values: Any) -> Any:
-        if not isinstance(values, dict):
-            return values
-        model = EVENT_TYPES.get(values.get("type"))
-        if model is None:
-            raise ValueError(f"unknown event type {values.get('type')!r}")
-        data = values.get("data")
-        if not isinstance(data, model):
-            try:
-                data = model.model_validate(data if data is not None else {})
-            except ValidationError as exc:
-                raise ValueError(f"data.{describe_validation_error(exc)}") from None
-            values = {**values, "data": data}
-        return values
-
     def to_json(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
+
+
+def _envelope_of(model: type[EventData]) -> type[Event]:
+    name = "Event_" + model.event_type.replace(".", "_")
+    return create_model(name, __base__=Event, type=(Literal[model.event_type], ...), data=(model, ...))
+
+
+ENVELOPES: dict[str, type[Event]] = {event_type: _envelope_of(model) for event_type, model in EVENT_TYPES.items()}
+_DECODER: TypeAdapter[Event] = TypeAdapter(Annotated[Union[tuple(ENVELOPES.values())], Field(discriminator="type")])
 
 
 def new_event(
@@ -265,7 +265,7 @@ def new_event(
     if cause is not None:
         caused_by = (cause.id, cause.correlationid)
     causationid, correlationid = caused_by or (None, event_id)
-    return Event(
+    return ENVELOPES[data.event_type](
         id=event_id,
         source=source,
         type=data.event_type,
@@ -282,7 +282,7 @@ def new_event(
 def decode_event(payload: bytes, *, topic: str | None = None) -> Event:
     """Parse and validate a structured-mode CloudEvent; InvalidInput names the first problem."""
     try:
-        return Event.model_validate_json(payload)
+        return _DECODER.validate_json(payload)
     except ValidationError as exc:
         raise InvalidInput(describe_validation_error(exc), topic=topic) from None
 
@@ -290,7 +290,14 @@ def decode_event(payload: bytes, *, topic: str | None = None) -> Event:
 def describe_validation_error(exc: ValidationError) -> str:
     """One line naming the first failing field and why, e.g. `data.measurements.0.value: ...`."""
     first = exc.errors(include_url=False)[0]
-    location = ".".join(str(part) for part in first["loc"] if not str(part).startswith("function-"))
-    message = first["msg"].removeprefix("Value error, ")
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    if first["type"] == "union_tag_invalid":
+        return f"unknown event type {first['ctx']['tag']!r}{more}"
+    if first["type"] == "union_tag_not_found":
+        return f"type: Field required{more}"
+    parts = [str(part) for part in first["loc"] if not str(part).startswith("function-")]
+    if parts and parts[0] in EVENT_TYPES:  # the envelope chosen by `type`, not a field
+        parts = parts[1:]
+    location = ".".join(parts)
+    message = first["msg"].removeprefix("Value error, ")
     return f"{location}: {message}{more}" if location else f"{message}{more}"
