@@ -6,6 +6,7 @@ standard library's HTTP client; the sink runs them in a worker thread.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -56,6 +57,8 @@ class InfluxV1:
                 return response.read()
         except urllib.error.HTTPError as exc:
             raise self._refusal(exc) from None
+        except http.client.HTTPException as exc:  # a connection cut mid-answer
+            raise StoreError(f"InfluxDB at {self.settings.url} broke off its answer: {exc!r}", retryable=True) from None
         except OSError as exc:
             reason = getattr(exc, "reason", exc)
             raise StoreError(f"InfluxDB at {self.settings.url} unreachable: {reason}", retryable=True) from None
@@ -64,7 +67,7 @@ class InfluxV1:
     def _refusal(exc: urllib.error.HTTPError) -> StoreError:
         try:
             message = json.loads(exc.read()).get("error", "")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, OSError, http.client.HTTPException):
             message = ""
         error = StoreError(f"InfluxDB answered {exc.code}: {message or exc.reason}", retryable=exc.code in RETRYABLE_STATUS)
         error.status = exc.code

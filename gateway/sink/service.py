@@ -13,6 +13,7 @@ and become `event.rejected.v1` facts; everything else in the batch is written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -88,6 +89,7 @@ class Sink:
         self._batch = _Batch()
         self._sequence = 0
         self._spooled = asyncio.Event()
+        self._spool_lock = asyncio.Lock()  # appends and the replay's cursor moves run in threads
         self._last_status = time.monotonic()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -101,14 +103,22 @@ class Sink:
                     self._add(delivery)
                 if self._batch_due():
                     if writing is not None:
-                        await writing
-                    writing = asyncio.create_task(self.flush(stop))
+                        await writing  # one write at a time keeps the order; its errors surface here
+                    units, self._batch = self._batch.units, _Batch()
+                    writing = asyncio.create_task(self.make_durable(units, stop))
+                    await asyncio.sleep(0)  # let it start: receiving goes on while it writes
+                if replayer.done():
+                    replayer.result()  # a replayer that died must not leave a sink that only looks alive
                 self._report()
             if writing is not None:
                 await writing
             await self.flush(stop)
+        except BaseException:
+            replayer.cancel()  # fail loudly: exit, and let the supervisor restart the service
+            raise
         finally:
-            await replayer
+            with contextlib.suppress(asyncio.CancelledError):
+                await replayer
             log.info("sink: %s", self.status())
 
     # -- metrics -------------------------------------------------------------------------
@@ -146,8 +156,12 @@ class Sink:
         self._batch.add(Unit(lines, event.subject, event.source == SOURCE, delivery))
 
     async def flush(self, stop: asyncio.Event) -> None:
-        """Make the batch durable: in InfluxDB if the spool is empty and InfluxDB answers, else in the spool."""
+        """Make the current batch durable."""
         units, self._batch = self._batch.units, _Batch()
+        await self.make_durable(units, stop)
+
+    async def make_durable(self, units: list[Unit], stop: asyncio.Event) -> None:
+        """In InfluxDB if the spool is empty and InfluxDB answers, else in the spool; then acknowledge."""
         if not units:
             return
         if not len(self.spool):
@@ -162,9 +176,11 @@ class Sink:
         await self._spool(units, stop)
 
     async def _spool(self, units: list[Unit], stop: asyncio.Event) -> None:
+        records = [unit.record() for unit in units]
         while True:
             try:
-                self.spool.append([unit.record() for unit in units])
+                async with self._spool_lock:
+                    await asyncio.to_thread(self.spool.append, records)
             except SpoolFull as exc:
                 self.counts["spool_full"] += 1
                 log.error("%s: not acknowledging %d events; the broker keeps them", exc.message, len(units))
@@ -181,6 +197,7 @@ class Sink:
     # -- the spool's replay ----------------------------------------------------------------
     async def _replay(self, stop: asyncio.Event) -> None:
         backoff = 0.5
+        units: list[Unit] | None = None
         while True:
             if not len(self.spool):
                 if stop.is_set():
@@ -190,8 +207,10 @@ class Sink:
                 continue
             if stop.is_set():
                 return  # what is left replays at the next start
-            records, position = self.spool.peek(self.settings.batch_size)
-            units = [Unit.from_record(record) for record in records]
+            if units is None:  # the same units are retried until stored, so a rejection is made once
+                async with self._spool_lock:
+                    records, position = await asyncio.to_thread(self.spool.peek, self.settings.batch_size)
+                units = [Unit.from_record(record) for record in records]
             try:
                 await self._store(units)
             except StoreError as exc:
@@ -207,14 +226,19 @@ class Sink:
             rejections = [unit.rejection for unit in units if unit.rejection]
             if rejections:
                 await asyncio.wait(rejections, timeout=10)
-            self.spool.advance(position, len(records), sum(record_size(r) for r in records))
+            async with self._spool_lock:
+                await asyncio.to_thread(self.spool.advance, position, len(records), sum(record_size(r) for r in records))
             self.counts["replayed"] += len(records)
+            units = None
 
     # -- writing ---------------------------------------------------------------------------
     async def _store(self, units: list[Unit]) -> None:
         """Write the units; a refused batch is split until each refused unit stands alone and is rejected.
 
         Raises StoreError when InfluxDB is unavailable or refuses for a reason no split can fix."""
+        units = [unit for unit in units if unit.rejection is None]  # rejected in an earlier attempt
+        if not units:
+            return
         lines = [line for unit in units for line in unit.lines]
         try:
             await asyncio.to_thread(self.writer.write, lines)

@@ -8,17 +8,22 @@ the last segment (a crash mid-append) is cut off: it was never acknowledged.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import struct
 import zlib
 from pathlib import Path
 
-from ..errors import ChoreoError
+from ..errors import ChoreoError, ConfigError
 
 HEADER = struct.Struct("<II")
 SEGMENT_BYTES = 64 * 1024 * 1024
 Position = tuple[int, int]  # (segment number, byte offset)
+
+
+class SpoolCorrupt(ChoreoError):
+    """A record in the middle of the spool fails its checksum (disk damage, not a crash)."""
 
 
 class SpoolFull(ChoreoError):
@@ -32,10 +37,19 @@ class Spool:
         self.directory = directory
         self.max_bytes = max_bytes
         directory.mkdir(parents=True, exist_ok=True)
+        self._lock = open(directory / "lock", "w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"spool {directory} is in use by another sink; give each replica its own --instance") from None
         self.cursor: Position = self._load_cursor()
         self.records = 0
         self.bytes = 0
         self._scan()
+
+    def close(self) -> None:
+        """Release the directory for another process (the lock also goes when the process dies)."""
+        self._lock.close()
 
     # -- state on disk -----------------------------------------------------------------
     def _segment(self, number: int) -> Path:
@@ -87,7 +101,7 @@ class Spool:
     def append(self, records: list[bytes]) -> None:
         """Add records durably (written and fsync'ed) or raise SpoolFull; all or nothing."""
         data = b"".join(HEADER.pack(len(r), zlib.crc32(r)) + r for r in records)
-        if self.bytes + len(data) > self.max_bytes:
+        if self.bytes and self.bytes + len(data) > self.max_bytes:  # an empty spool takes any one batch
             raise SpoolFull(f"spool at {self.bytes:,} of {self.max_bytes:,} bytes; cannot take {len(data):,} more")
         path = self._segment(self._tail)
         if path.exists() and path.stat().st_size + len(data) > SEGMENT_BYTES and path.stat().st_size:
@@ -116,8 +130,12 @@ class Spool:
                         header = file.read(HEADER.size)
                         if len(header) < HEADER.size:
                             break
-                        length, _ = HEADER.unpack(header)
-                        records.append(file.read(length))
+                        length, checksum = HEADER.unpack(header)
+                        body = file.read(length)
+                        if len(body) < length or zlib.crc32(body) != checksum:
+                            raise SpoolCorrupt(f"spool segment {path.name} is damaged at byte {offset}; "
+                                               "move it away to go on (its later records are lost)")
+                        records.append(body)
                         offset += HEADER.size + length
             if len(records) < limit and number < self._tail:
                 number, offset = number + 1, 0

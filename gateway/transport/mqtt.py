@@ -76,7 +76,7 @@ class MqttTransport:
         self._backlog: deque[tuple[Message, asyncio.Future[None]]] = deque()
         self._send_window = MQTT_RECEIVE_MAXIMUM - 2
         self._connected = asyncio.Event()
-        self._session = 0  # counts sessions: a delivery from an earlier one must not be acknowledged
+        self._connection_count = 0  # a delivery from an earlier connection must not be acknowledged
         self._pubacks = bytearray()  # acknowledgements written together once per event-loop turn
         self._subacks: dict[int, asyncio.Future[tuple[int, ...]]] = {}
         self._closing = False
@@ -157,11 +157,13 @@ class MqttTransport:
         # in CONNACK alone, which gmqtt keeps here (its session_expiry_interval reads it too).
         connack = client._package_handler._connack_properties
         self._send_window = max(1, connack.get("receive_maximum", [MQTT_RECEIVE_MAXIMUM])[0] - 2)
-        if self._session:
+        if self._connection_count:
             self.stats.reconnects += 1
             log.info("reconnected to broker (session %s)", "kept" if session_present else "new")
+        # The broker sends again whatever was not acknowledged on the old connection (MQTT 5, 4.4),
+        # so an acknowledgement due from then could only hit a packet id it has reused: drop them.
+        self._connection_count += 1
         if not session_present:
-            self._session += 1
             for subscription in client.subscriptions:
                 client.resubscribe(subscription)
         self._connected.set()
@@ -187,14 +189,13 @@ class MqttTransport:
         return SUCCESS
 
     def _on_qos1_message(self, mid: int, payload: bytes, topic: str | bytes, properties: dict) -> None:
-        session = self._session
+        connection = self._connection_count
         message = _message(topic, payload, 1, properties)
-        self._inbound.offer(Delivery(message, lambda: self._acknowledge(mid, session)))
+        self._inbound.offer(Delivery(message, lambda: self._acknowledge(mid, connection)))
 
-    def _acknowledge(self, mid: int, session: int) -> None:
-        if session != self._session:
-            # Its packet id may now name another message of the new session: say nothing.
-            log.info("not acknowledging a delivery from a lost session")
+    def _acknowledge(self, mid: int, connection: int) -> None:
+        if connection != self._connection_count:
+            log.debug("not acknowledging a delivery from an earlier connection; the broker sends it again")
             return
         if not self._pubacks:
             asyncio.get_running_loop().call_soon(self._write_pubacks)

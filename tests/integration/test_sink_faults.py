@@ -91,8 +91,13 @@ async def test_influxdb_down_for_30_seconds_under_steady_load(fresh_stack, servi
     print("\noutage accounting:", result)
     assert result["lost"] == 0 and result["duplicated"] == 0
     assert result["acknowledged"] == result["published"] == result["stored"]
+    services.stop_all()  # the sink logs its final counts as it stops
     log = services.log("sink")
     assert "unreachable" in log  # the outage really happened to the sink
+    final = [line for line in log.splitlines() if "sink: received" in line][-1]
+    spooled = int(final.split("spooled ")[1].split(",")[0])
+    replayed = int(final.split("replayed ")[1].split(",")[0])
+    assert spooled > 1000 and replayed == spooled  # the spool carried the outage
 
 
 async def test_sink_killed_with_sigkill_mid_stream_loses_and_duplicates_nothing(fresh_stack, services, tmp_path):

@@ -127,19 +127,25 @@ async def test_while_influxdb_is_down_batches_are_spooled_then_replayed_in_order
     assert harness.sink.counts["replayed"] == 8
 
 
-async def test_a_full_spool_stops_acknowledging(fresh_stack, tmp_path):
+async def test_a_full_spool_stops_acknowledging_until_it_drains(fresh_stack, tmp_path):
     harness = Harness(fresh_stack)
     harness.sink.spool = Spool(tmp_path / "tiny", max_bytes=1 << 20)
     harness.sink.spool.max_bytes = 600  # room for about one event
     fresh_stack.influxdb.stop()
+    harness.deliver_readings("s-full", 1)
+    await harness.sink.flush(asyncio.Event())  # an empty spool takes the batch
+    assert harness.acks[0].done()
     harness.deliver_readings("s-full", 5)
     stop = asyncio.Event()
     flushing = asyncio.create_task(harness.sink.flush(stop))
     await async_wait_for(lambda: harness.sink.counts["spool_full"] >= 1, 10, "the spool to refuse")
-    assert not any(ack.done() for ack in harness.acks)  # the broker keeps them
+    assert not any(ack.done() for ack in harness.acks[1:])  # the broker keeps them
+    await asyncio.to_thread(fresh_stack.influxdb.start)
+    replaying = asyncio.create_task(harness.sink._replay(stop))
+    await async_wait_for(lambda: all(ack.done() for ack in harness.acks), 30, "acknowledgements to resume")
     stop.set()
-    await asyncio.wait_for(flushing, 10)
-    assert not any(ack.done() for ack in harness.acks)
+    await asyncio.wait_for(asyncio.gather(flushing, replaying), 30)
+    assert sorted(row["id"] for row in stored(fresh_stack, "s-full")) != []
 
 
 async def test_malformed_events_are_rejected_not_stored(stack):

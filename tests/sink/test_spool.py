@@ -1,6 +1,7 @@
 import pytest
 
-from gateway.sink.spool import Spool, SpoolFull, record_size
+from gateway.errors import ConfigError
+from gateway.sink.spool import Spool, SpoolCorrupt, SpoolFull, record_size
 
 
 def drain(spool: Spool) -> list[bytes]:
@@ -16,6 +17,7 @@ def test_records_come_back_in_order_across_reopens(tmp_path):
     records, position = spool.peek(2)
     assert records == [b"a", b"b"]
     spool.advance(position, 2, sum(record_size(r) for r in records))
+    spool.close()
     reopened = Spool(tmp_path, 1 << 20)  # a restart: the cursor and the rest are on disk
     assert len(reopened) == 1 and drain(reopened) == [b"c"]
     assert len(reopened) == 0 and reopened.bytes == 0
@@ -33,18 +35,39 @@ def test_a_torn_last_record_is_cut_off(tmp_path):
     segment = next(tmp_path.glob("spool-*.log"))
     with open(segment, "ab") as file:
         file.write(b"\x10\x00\x00\x00\x00\x00\x00\x00half")  # a crash in the middle of an append
+    spool.close()
     reopened = Spool(tmp_path, 1 << 20)
     assert len(reopened) == 1 and drain(reopened) == [b"kept"]
     reopened.append([b"after"])
+    reopened.close()
     assert drain(Spool(tmp_path, 1 << 20)) == [b"after"]
 
 
-def test_the_size_limit_refuses_whole_appends(tmp_path):
+def test_the_size_limit_refuses_whole_appends_but_an_empty_spool_takes_any_batch(tmp_path):
     spool = Spool(tmp_path, 64)
-    spool.append([b"x" * 40])
+    spool.append([b"x" * 100])  # larger than the limit, but nothing else waits: progress is always possible
     with pytest.raises(SpoolFull):
-        spool.append([b"y" * 40])
+        spool.append([b"y" * 10])
     assert len(spool) == 1
+
+
+def test_one_spool_one_sink(tmp_path):
+    first = Spool(tmp_path, 1 << 20)
+    with pytest.raises(ConfigError, match="in use by another sink"):
+        Spool(tmp_path, 1 << 20)
+    first.close()
+    Spool(tmp_path, 1 << 20)  # free again
+
+
+def test_a_damaged_record_in_the_middle_is_reported_not_replayed(tmp_path):
+    spool = Spool(tmp_path, 1 << 20)
+    spool.append([b"first", b"second", b"third"])
+    segment = next(tmp_path.glob("spool-*.log"))
+    data = bytearray(segment.read_bytes())
+    data[data.index(b"second")] ^= 0xFF  # a flipped bit, as a bad disk would
+    segment.write_bytes(bytes(data))
+    with pytest.raises(SpoolCorrupt, match="is damaged"):
+        spool.peek(10)
 
 
 def test_segments_roll_over_and_consumed_ones_are_deleted(tmp_path, monkeypatch):
