@@ -186,8 +186,8 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     if settings.sink.group:  # replicas in one group split the stream (MQTT 5 shared subscription)
         spec = replace(spec, reads=tuple(f"$share/{settings.sink.group}/{f}" for f in spec.reads),
                        partition=instance)
-    # A batch is acknowledged as a whole once stored, while the next one fills: the broker must be
-    # allowed to send two batches before the first acknowledgement.
+    # A batch is acknowledged as a whole once stored; allowing two lets the next batch arrive
+    # (and be parsed) while one is being written.
     receive_maximum = min(65535, max(settings.mqtt.receive_maximum, 2 * settings.influx.batch_size))
     return _serve_consumer(settings, spec, lambda transport: Sink(transport, writer, settings.influx, spool),
                            receive_maximum=receive_maximum, client_id=name)

@@ -93,25 +93,19 @@ class Sink:
         self._last_status = time.monotonic()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Receive into a batch while the previous batch is being made durable (one at a time, in order)."""
+        # Batches are written one after the other, between receives: overlapping them with
+        # receiving was measured slower (the writer thread and the event loop share the GIL).
         replayer = asyncio.create_task(self._replay(stop))
-        writing: asyncio.Task[None] | None = None
         try:
             while not stop.is_set():
                 delivery = await self.transport.receive(timeout=self._time_to_flush())
                 if delivery is not None:
                     self._add(delivery)
                 if self._batch_due():
-                    if writing is not None:
-                        await writing  # one write at a time keeps the order; its errors surface here
-                    units, self._batch = self._batch.units, _Batch()
-                    writing = asyncio.create_task(self.make_durable(units, stop))
-                    await asyncio.sleep(0)  # let it start: receiving goes on while it writes
+                    await self.flush(stop)
                 if replayer.done():
                     replayer.result()  # a replayer that died must not leave a sink that only looks alive
                 self._report()
-            if writing is not None:
-                await writing
             await self.flush(stop)
         except BaseException:
             replayer.cancel()  # fail loudly: exit, and let the supervisor restart the service
