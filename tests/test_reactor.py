@@ -11,6 +11,7 @@ from gateway.events import AlertRaisedV1, Event, Measurement, ReadingV1, new_eve
 from gateway.reactor import Reactor, ReactorRunner
 from gateway.state import StateStore
 from gateway.testing import ReactorHarness
+from tests.helpers import async_wait_for
 from gateway.topics import event_topic
 from gateway.transport import ClientConfig, Delivery, MemoryBroker, MemoryTransport, Message
 
@@ -152,7 +153,7 @@ async def test_facts_the_broker_never_confirmed_are_published_again_after_a_rest
     async with MemoryTransport(broker, ClientConfig("echo")) as transport:
         restarted = ReactorRunner(echo(), transport, StateStore(path))
         restarted.republish_outbox()
-        await asyncio.sleep(0)
+        await async_wait_for(lambda: not restarted.outbox, 5, "the broker to confirm the republished fact")
         restarted.checkpoint()
     sent = [m for m in broker.history if m.topic.startswith("events/alert.raised.v1/")]
     assert len(sent) == 2 and sent[0].payload == sent[1].payload  # the same fact, once more
