@@ -7,6 +7,7 @@ import yaml
 
 from gateway.cli import build_parser
 from gateway.compose import COMPOSE_DIR, write_compose_secrets
+from reactors import REACTORS
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -32,7 +33,7 @@ def test_every_referenced_file_exists_or_is_written_by_choreo_secrets(tmp_path):
 def test_every_service_command_is_a_real_choreo_command():
     parser = build_parser()
     commands = {name: s["command"] for name, s in COMPOSE["services"].items() if s.get("image", "").startswith("choreo")}
-    assert set(commands) == {"sink", "threshold", "climate", "ingest", "devices"}
+    assert set(commands) == {"sink", "ingest", "devices", *REACTORS}
     for name, command in commands.items():
         parser.parse_args(command)  # exits (fails the test) on an unknown command or option
 
