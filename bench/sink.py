@@ -44,8 +44,9 @@ def peak_rss_mib(pid: int) -> float:
 
 
 class Bench:
-    def __init__(self, stack: LocalStack, events: int, replicas: int, state: Path) -> None:
+    def __init__(self, stack: LocalStack, events: int, replicas: int, state: Path, batch_size: int = 5000) -> None:
         self.stack, self.events, self.replicas, self.state = stack, events, replicas, state
+        self.batch_size = batch_size
         self.admin = stack.credentials.mqtt["admin"]
         self.auth = ["-h", "127.0.0.1", "-p", str(stack.broker.port), "-u", "admin", "-P", self.admin]
 
@@ -55,7 +56,7 @@ class Bench:
 
     def sinks(self) -> list[subprocess.Popen]:
         env = {**os.environ, **self.stack.env("sink"), "CHOREO_SINK_SPOOL_DIR": str(self.state / "spool"),
-               "CHOREO_INFLUX_BATCH_SIZE": "5000", "CHOREO_INFLUX_FLUSH_INTERVAL": "0.5"}
+               "CHOREO_INFLUX_BATCH_SIZE": str(self.batch_size), "CHOREO_INFLUX_FLUSH_INTERVAL": "0.5"}
         if self.replicas == 1:
             env["CHOREO_SINK_GROUP"] = ""
         return [subprocess.Popen([sys.executable, "-m", "gateway.cli", "--log-level", "WARNING", "sink",
@@ -122,12 +123,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=5000, help="the sink's influx.batch_size")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as state:
         stack = LocalStack(Path(state))
         stack.broker.extra_config = UNBOUNDED_QUEUES
         with stack:
-            result = Bench(stack, args.events, args.replicas, Path(state)).run()
+            result = Bench(stack, args.events, args.replicas, Path(state), args.batch_size).run()
     print_table(f"{result['events']:,} events (readings, one point each in `events` and `readings`), "
                 f"sink replicas: {result['replicas']}", [
                     ("broker only: backlog drained by mosquitto_sub, QoS 1", f"{result['broker_only_rate']:,.0f} events/s"),
