@@ -261,7 +261,7 @@ def main() -> None:
     print(f"\n{args.messages:,} messages of {len(PAYLOAD)} bytes, QoS 0 unless said; "
           f"baseline mosquitto_pub -> mosquitto_sub (C): {limit:,.0f} msg/s\n")
     print("| client | receive msg/s | publish msg/s | receive / C baseline |")
-    print(f"|---|---:|---:|---:|")
+    print("|---|---:|---:|---:|")
     for row in rows:
         print(f"| {row['client']} | {row['receive']:,.0f} | {row['publish']:,.0f} | {row['receive'] / limit:.2f} |")
     RESULTS.parent.mkdir(exist_ok=True)

@@ -9,7 +9,7 @@ import hashlib
 import os
 import time
 from datetime import datetime, timezone
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from typing import Union
 

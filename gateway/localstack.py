@@ -9,7 +9,6 @@ import base64
 import getpass
 import json
 import logging
-import os
 import shutil
 import signal
 import socket

@@ -9,12 +9,15 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from .errors import ConfigError
 from .topics import ID_PATTERN
+
+if TYPE_CHECKING:
+    from .fleet import Fleet
 
 ENV_PREFIX = "CHOREO_"
 DEFAULT_CONFIG_FILE = "choreo.toml"

@@ -26,8 +26,8 @@ from ..events import (
     new_event,
     utc_now,
 )
-from ..topics import STATUS_FILTER, TELEMETRY_FILTER, device_id_from_topic, event_topic
-from ..transport import Delivery, Transport
+from ..topics import STATUS_FILTER, TELEMETRY_FILTER, device_id_from_topic
+from ..transport import Delivery, Message, Transport
 from ..service import consume, publish_events
 from . import simjson
 

@@ -89,9 +89,6 @@ class InboundQueue:
         self._items: deque[Delivery] = deque()
         self._not_empty = asyncio.Event()
 
-    def __len__(self) -> int:
-        return len(self._items)
-
     def offer(self, delivery: Delivery) -> None:
         self.stats.received += 1
         if delivery.message.qos == 0 and len(self._items) >= self.limit:
