@@ -77,8 +77,32 @@ def wait_until(condition, timeout: float, what: str, process: subprocess.Popen |
     raise TimeoutError(f"{what}: not ready after {timeout:.0f}s")
 
 
+def make_tls_files(directory: Path) -> dict[str, Path]:
+    """A local CA and a server certificate for 127.0.0.1/localhost signed by it (openssl), made once."""
+    files = {name: directory / f"{name}" for name in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt")}
+    if files["server.crt"].exists():
+        return files
+    directory.mkdir(parents=True, exist_ok=True)
+    openssl = find_binary("openssl")
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj", "/CN=choreo local CA",
+        "-keyout", str(files["ca.key"]), "-out", str(files["ca.crt"]))
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+        "-keyout", str(files["server.key"]), "-out", str(files["server.csr"]))
+    extensions = directory / "server.ext"
+    extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+    run("x509", "-req", "-in", str(files["server.csr"]), "-CA", str(files["ca.crt"]), "-CAkey", str(files["ca.key"]),
+        "-CAcreateserial", "-days", "825", "-extfile", str(extensions), "-out", str(files["server.crt"]))
+    for name in ("ca.key", "server.key"):
+        files[name].chmod(0o600)
+    return files
+
+
 class Broker:
-    """A Mosquitto child process with the shipped conf.d/ and ACL."""
+    """A Mosquitto child process with the shipped conf.d/ and ACL, plain and TLS listeners on loopback."""
 
     def __init__(self, state_dir: Path, credentials: Credentials, device_ids: Iterable[str], extra_config: str = "") -> None:
         self.state_dir = state_dir
@@ -90,12 +114,13 @@ class Broker:
         self.log_path = state_dir / "mosquitto.log"
 
     def pick_ports(self) -> None:
-        [self.port] = free_ports(1)
+        self.port, self.tls_port = free_ports(2)
 
     def write_config(self) -> Path:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         passwd = self.state_dir / "passwd"
         write_private(passwd, self.credentials.password_file(self.device_ids))
+        self.tls = make_tls_files(self.state_dir / "tls")
         config = self.state_dir / "mosquitto.conf"
         config.write_text(
             f"user {getpass.getuser()}\n"
@@ -103,6 +128,11 @@ class Broker:
             f"persistence_location {self.state_dir}/\n"
             f"password_file {passwd}\n"
             f"acl_file {MOSQUITTO_DIR / 'acl'}\n"
+            f"listener {self.tls_port} 127.0.0.1\n"
+            f"cafile {self.tls['ca.crt']}\n"
+            f"certfile {self.tls['server.crt']}\n"
+            f"keyfile {self.tls['server.key']}\n"
+            f"tls_version tlsv1.2\n"
             f"include_dir {MOSQUITTO_DIR / 'conf.d'}\n"
             f"{self.extra_config}\n"
         )

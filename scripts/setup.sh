@@ -10,6 +10,7 @@ command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
 command -v influxd >/dev/null || missing+=(influxdb)
 command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+command -v openssl >/dev/null || missing+=(openssl)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, Self
 
+from ..errors import ConfigError
 from ..settings import MqttSettings
 
 log = logging.getLogger(__name__)
@@ -126,6 +128,7 @@ class ClientConfig:
     session_expiry: int = 3600
     queue_size: int = 10_000  # QoS 0 deliveries held before dropping
     receive_maximum: int = 1000
+    tls: ssl.SSLContext | None = field(default=None, repr=False)  # None: plain MQTT
     will: Message | None = None  # published by the broker if the connection dies without a goodbye
     birth: Message | None = None  # published by the client on every (re)connect
 
@@ -141,9 +144,23 @@ class ClientConfig:
             session_expiry=mqtt.session_expiry,
             queue_size=mqtt.queue_size,
             receive_maximum=mqtt.receive_maximum,
+            tls=tls_context(mqtt),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def tls_context(mqtt: MqttSettings) -> ssl.SSLContext | None:
+    """TLS that verifies the broker against `tls_ca`, with a client certificate if one is set."""
+    if not mqtt.tls_ca:
+        return None
+    try:
+        context = ssl.create_default_context(cafile=mqtt.tls_ca)
+        if mqtt.tls_cert:
+            context.load_cert_chain(mqtt.tls_cert, mqtt.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"mqtt TLS files: {exc}") from None
+    return context
 
 
 class Transport(Protocol):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import struct
 from collections import deque
 from collections.abc import Callable
@@ -134,7 +135,8 @@ class MqttTransport:
         config = self.config
         while True:
             try:
-                await self._client.connect(config.host, config.port, keepalive=config.keepalive)
+                await self._client.connect(config.host, config.port, ssl=config.tls or False,
+                                           keepalive=config.keepalive)
                 return
             except MQTTConnectError as exc:
                 if exc._code in PERMANENT_REFUSALS:
@@ -145,6 +147,9 @@ class MqttTransport:
                 log.warning("broker refused %r for now (%s); gmqtt retries", config.client_id, exc)
                 await self._connected.wait()  # gmqtt's own reconnect loop is already running
                 return
+            except ssl.SSLError as exc:  # a certificate problem does not pass by waiting
+                raise TransportError(f"TLS with broker {config.host}:{config.port} failed: {exc}",
+                                     retryable=False) from None
             except OSError as exc:
                 log.warning("broker %s:%s not reachable (%s); retrying in %.1fs",
                             config.host, config.port, exc.strerror or exc, delay)
