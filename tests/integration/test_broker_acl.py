@@ -1,0 +1,72 @@
+"""The shipped ACL on the real broker: each client acts only within its role.
+
+Every forbidden publish is followed by an allowed one from the same client; once the
+allowed one has arrived, the forbidden one would have arrived before it (MQTT keeps a
+client's order), so its absence is proof, not a timeout.
+"""
+import uuid
+
+import paho.mqtt.client as paho
+import pytest
+
+from gateway.credentials import device_password
+from tests.helpers import MqttObserver, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def device(stack, device_id: str) -> MqttObserver:
+    return MqttObserver(stack.broker.port, device_id, device_password(stack.credentials.fleet_secret, device_id),
+                        client_id=device_id)
+
+
+def admin(stack, name: str) -> MqttObserver:
+    return MqttObserver(stack.broker.port, "admin", stack.credentials.mqtt["admin"], f"{name}-{uuid.uuid4().hex[:6]}")
+
+
+def test_a_device_publishes_only_under_its_own_id_and_cannot_forge_facts(stack):
+    with admin(stack, "acl-watch") as watcher, device(stack, "dev-a") as dev_a:
+        watcher.subscribe("devices/#")
+        watcher.subscribe("events/#")
+        dev_a.publish("devices/dev-b/telemetry", b'{"seq": 1, "temperature": 99}')  # impersonation
+        dev_a.publish("events/alert.raised.v1/dev-a", b"{}")  # a forged fact
+        dev_a.publish("devices/dev-a/telemetry", b'{"seq": 1, "temperature": 20}')  # its own: allowed
+        wait_for(lambda: watcher.on("devices/dev-a/telemetry"), 10, "the allowed publish")
+        assert watcher.on("devices/dev-b/") == [] and watcher.on("events/") == []
+
+
+def test_a_device_reads_only_facts_addressed_to_it(stack):
+    with admin(stack, "acl-pub") as publisher, device(stack, "dev-b") as dev_b:
+        dev_b.subscribe("events/#")
+        dev_b.subscribe("devices/#")
+        publisher.publish("events/reading.v1/dev-a", b"someone else's fact")
+        publisher.publish("devices/dev-a/telemetry", b"someone else's telemetry")
+        publisher.publish("events/actuation.requested.v1/dev-b", b"for dev-b")
+        wait_for(lambda: dev_b.on("events/actuation.requested.v1/dev-b"), 10, "the fact addressed to dev-b")
+        assert [m.topic for m in dev_b.messages] == ["events/actuation.requested.v1/dev-b"]
+
+
+def test_a_service_publishes_only_the_types_it_declares(stack):
+    threshold = MqttObserver(stack.broker.port, "threshold", stack.credentials.mqtt["threshold"],
+                             f"threshold-acl-{uuid.uuid4().hex[:6]}")
+    with admin(stack, "acl-watch2") as watcher, threshold:
+        watcher.subscribe("events/#")
+        threshold.publish("events/actuation.requested.v1/lab-fan-1", b"{}")  # climate's type, not threshold's
+        threshold.publish("events/alert.raised.v1/dev-a", b"{}")
+        wait_for(lambda: watcher.on("events/alert.raised.v1/dev-a"), 10, "the declared type")
+        assert watcher.on("events/actuation.requested.v1/") == []
+
+
+@pytest.mark.parametrize("username", ["dev-+", "dev-#", "+", "#"])
+def test_wildcards_in_a_username_do_not_authenticate(stack, username):
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"w-{uuid.uuid4().hex[:6]}", protocol=paho.MQTTv5)
+    client.username_pw_set(username, device_password(stack.credentials.fleet_secret, "dev-a"))
+    result = {}
+    client.on_connect = lambda c, u, flags, reason, props: result.setdefault("reason", reason)
+    client.connect("127.0.0.1", stack.broker.port)
+    client.loop_start()
+    try:
+        wait_for(lambda: "reason" in result, 10, "the broker's answer")
+    finally:
+        client.loop_stop()
+    assert result["reason"].is_failure
