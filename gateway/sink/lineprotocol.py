@@ -4,7 +4,8 @@ Escaping is what keeps a value from adding tags, fields or points: measurement n
 escape commas and spaces; tag keys, tag values and field keys also escape `=`;
 string field values escape `"` and `\\`. Line breaks and backslashes have no
 reliable escape in names and tags (InfluxDB 1.x unescapes only `\,`, `\ ` and `\=`
-there), so they are refused.
+there), so they are refused, as is a double quote in a field key, which
+InfluxDB's field scanner would take for the start of a string.
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ def _name(value: str, what: str) -> str:
     """A measurement, tag key, tag value or field key, escaped; cached, as the same names recur."""
     if not value or _UNESCAPABLE.search(value):
         raise InvalidInput(f"{what} {value[:64]!r} is empty or contains a line break or backslash")
+    if what == "field key" and '"' in value:  # InfluxDB's field scanner would take it for a string's start
+        raise InvalidInput(f"field key {value[:64]!r} contains a double quote")
     if not _NEEDS_ESCAPE.search(value):
         return value
     return value.translate(_MEASUREMENT if what == "measurement" else _KEY)
