@@ -200,6 +200,11 @@ class EventRejectedV1(EventData):
         """A printable, bounded copy of a rejected payload."""
         return payload[: cls.EXCERPT_LIMIT].decode("utf-8", errors="replace")[: cls.EXCERPT_LIMIT]
 
+    @classmethod
+    def of(cls, *, reason: str, rejected_by: str, topic: str, payload: bytes) -> "EventRejectedV1":
+        """The rejection of one input, every field cut to its bound."""
+        return cls(reason=reason[:1024], rejected_by=rejected_by, topic=topic[:512], excerpt=cls.excerpt_of(payload))
+
 
 EVENT_TYPES: dict[str, type[EventData]] = {
     model.event_type: model

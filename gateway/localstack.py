@@ -46,6 +46,15 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def answers(url: str, status: int) -> bool:
+    """Whether an HTTP server answers `url` with `status` right now (a readiness probe)."""
+    try:
+        with urllib.request.urlopen(url, timeout=0.5) as response:
+            return response.status == status
+    except OSError:
+        return False
+
+
 def start_on_free_ports(server: "Broker | InfluxDB | VictoriaMetrics", attempts: int = 3) -> None:
     """Start a server; if another process took its port first, try again on new ones."""
     for attempt in range(1, attempts + 1):
@@ -189,11 +198,7 @@ class InfluxDB:
         self._bootstrap()
 
     def _pings(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/ping", timeout=0.5) as response:
-                return response.status == 204
-        except OSError:
-            return False
+        return answers(f"{self.url}/ping", 204)
 
     def _bootstrap(self) -> None:
         admin = self.credentials.influx_admin_password
@@ -253,11 +258,7 @@ class VictoriaMetrics:
         wait_until(self._healthy, START_TIMEOUT, f"victoria-metrics on port {self.port}", self.process)
 
     def _healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=0.5) as response:
-                return response.status == 200
-        except OSError:
-            return False
+        return answers(f"{self.url}/health", 200)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         _stop(self.process, sig)

@@ -57,8 +57,9 @@ from .events import (
     utc_now,
 )
 from .manifest import ServiceSpec
+from .service import event_message
 from .state import Changes, StateStore
-from .topics import event_filter, event_topic, validate_id
+from .topics import event_filter, validate_id
 from .transport import Delivery, Message, Transport
 
 log = logging.getLogger(__name__)
@@ -285,7 +286,7 @@ class ReactorRunner:
     # -- facts out -------------------------------------------------------------------------
     def _emit(self, facts: list[Event]) -> None:
         for fact in facts:
-            message = Message(event_topic(fact.type, fact.subject), fact.to_json())
+            message = event_message(fact)
             self.outbox[fact.id] = (message.topic, message.payload)
             self._changes.outbox[fact.id] = (message.topic, message.payload)
             self._publish(fact.id, message)
@@ -400,8 +401,7 @@ class ReactorRunner:
 
     def _rejected(self, message: Message, reason: str, subject: str) -> Event:
         self.counts["rejected"] += 1
-        data = EventRejectedV1(reason=reason[:1024], rejected_by=self.source, topic=message.topic[:512],
-                               excerpt=EventRejectedV1.excerpt_of(message.payload))
+        data = EventRejectedV1.of(reason=reason, rejected_by=self.source, topic=message.topic, payload=message.payload)
         key = f"{self.reactor.name}|rejected|{message.topic}".encode() + b"\0" + message.payload
         return new_event(data, source=self.source, subject=subject, sequence=self._next_sequence(),
                          event_id=derived_event_id(utc_now(), key))

@@ -55,6 +55,11 @@ async def consume(transport: Transport, stop: asyncio.Event, process: Callable[[
             process(delivery)
 
 
+def event_message(event: Event) -> Message:
+    """A fact as it travels: structured CloudEvents JSON on `events/{type}/{subject}`, QoS 1."""
+    return Message(event_topic(event.type, event.subject), event.to_json())
+
+
 def publish_events(transport: Transport, events: list[Event]) -> list[asyncio.Future[None]]:
     """Publish facts on their canonical topics; the futures resolve when the broker has them."""
-    return [transport.publish(Message(event_topic(e.type, e.subject), e.to_json())) for e in events]
+    return [transport.publish(event_message(event)) for event in events]

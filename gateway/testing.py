@@ -15,8 +15,9 @@ from typing import Any
 
 from .events import Event, EventData, decode_event, new_event
 from .reactor import Reactor, ReactorRunner
+from .service import event_message
 from .state import StateStore
-from .topics import event_filter, event_topic
+from .topics import event_filter
 from .transport import ClientConfig, MemoryBroker, MemoryTransport, Message, MqttTransport, Transport
 
 START = datetime(2026, 1, 1, 8, 0, tzinfo=timezone.utc)
@@ -45,7 +46,7 @@ class ReactorHarness:
 
     async def send(self, data: EventData | Event, **options: Any) -> list[Event]:
         event = data if isinstance(data, Event) else self.event(data, **options)
-        return await self.send_message(Message(event_topic(event.type, event.subject), event.to_json()))
+        return await self.send_message(event_message(event))
 
     async def send_message(self, message: Message) -> list[Event]:
         return self.runner.outcomes(message)

@@ -105,12 +105,7 @@ class Ingest:
         except InvalidInput:
             subject = UNKNOWN_SUBJECT
         log.info("rejected %s: %s", message.topic[:128], reason)
-        data = EventRejectedV1(
-            reason=reason[:1024],
-            rejected_by=SOURCE,
-            topic=message.topic[:512],
-            excerpt=EventRejectedV1.excerpt_of(message.payload),
-        )
+        data = EventRejectedV1.of(reason=reason, rejected_by=SOURCE, topic=message.topic, payload=message.payload)
         return new_event(data, source=SOURCE, subject=subject, sequence=self._next_sequence())
 
     def _next_sequence(self) -> int:

@@ -24,7 +24,8 @@ from ..errors import InvalidInput, StoreError
 from ..events import EventRejectedV1, decode_event, new_event
 from ..manifest import ServiceSpec
 from ..settings import InfluxSettings
-from ..topics import EVENTS_FILTER, event_topic
+from ..service import publish_events
+from ..topics import EVENTS_FILTER
 from ..transport import Delivery, Message, Transport
 from .schema import event_lines
 from .spool import Spool, SpoolFull, record_size
@@ -266,10 +267,9 @@ class Sink:
         self.counts["rejected"] += 1
         log.warning("rejected %s: %s", topic[:128], reason)
         self._sequence += 1
-        data = EventRejectedV1(reason=reason[:1024], rejected_by=SOURCE, topic=topic[:512],
-                               excerpt=EventRejectedV1.excerpt_of(payload))
-        event = new_event(data, source=SOURCE, subject=subject, sequence=self._sequence)
-        return self.transport.publish(Message(event_topic(event.type, event.subject), event.to_json()))
+        data = EventRejectedV1.of(reason=reason, rejected_by=SOURCE, topic=topic, payload=payload)
+        [published] = publish_events(self.transport, [new_event(data, source=SOURCE, subject=subject, sequence=self._sequence)])
+        return published
 
 
 async def _either(*events: asyncio.Event) -> None:
