@@ -2,21 +2,31 @@
 
 Run with `make bench` or `.venv/bin/python bench/sink.py [--events 200000] [--replicas 1]`.
 Starts its own Mosquitto and InfluxDB. The same backlog of N canonical events is queued
-on the broker for two persistent sessions: a C subscriber (`mosquitto_sub`, QoS 1),
-whose drain rate is the broker-only rate, and the sink (its replicas sharing one
-group), whose rate is counted in InfluxDB with COUNT over `/query`. Writes
-bench/results/sink-{replicas}.json.
+on the broker for three persistent sessions, drained one after the other:
+
+1. broker only: a C subscriber (`mosquitto_sub`, QoS 1) drains its copy alone;
+2. ceiling: a second C subscriber drains its copy while the same events, encoded to line
+   protocol beforehand, are written to InfluxDB on two connections. Broker and database
+   do their whole share of the sink's job on the same two cores, with no sink work in
+   between: no sink, in any language, can store faster on this machine;
+3. the sink (its replicas sharing one group), whose rate is counted in InfluxDB with
+   COUNT over `/query`.
+
+Writes bench/results/sink-{replicas}.json.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -24,11 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.report import print_table, save  # noqa: E402
 from gateway.events import Measurement, ReadingV1, new_event  # noqa: E402
 from gateway.localstack import LocalStack  # noqa: E402
+from gateway.sink.schema import event_lines  # noqa: E402
 from gateway.topics import event_topic  # noqa: E402
 from gateway.transport import ClientConfig, Message, MqttTransport  # noqa: E402
 from tests.helpers import influx_query  # noqa: E402
 
 UNBOUNDED_QUEUES = "max_queued_messages 0\nmax_queued_bytes 0\n"  # the backlog must not be dropped
+CEILING_DATABASE = "ceiling"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -48,10 +60,12 @@ class Bench:
         self.stack, self.events, self.replicas, self.state = stack, events, replicas, state
         self.batch_size = batch_size
         self.admin = stack.credentials.mqtt["admin"]
+        influx_admin = f"admin:{stack.credentials.influx_admin_password}".encode()
+        self.influx_auth = "Basic " + base64.b64encode(influx_admin).decode()
         self.auth = ["-h", "127.0.0.1", "-p", str(stack.broker.port), "-u", "admin", "-P", self.admin]
 
-    def c_subscriber(self, extra: list[str], **options) -> subprocess.Popen:
-        return subprocess.Popen(["mosquitto_sub", *self.auth, "-V", "mqttv5", "-c", "-i", "bench-c", "-x", "3600",
+    def c_subscriber(self, client_id: str, extra: list[str], **options) -> subprocess.Popen:
+        return subprocess.Popen(["mosquitto_sub", *self.auth, "-V", "mqttv5", "-c", "-i", client_id, "-x", "3600",
                                  "-q", "1", "-t", "events/#", *extra], **options)
 
     def sinks(self) -> list[subprocess.Popen]:
@@ -64,42 +78,70 @@ class Bench:
                                  env=env, stdout=subprocess.DEVNULL, stderr=open(self.state / f"sink-{n}.log", "w"))
                 for n in range(1, self.replicas + 1)]
 
-    def stored(self) -> int:
-        rows = influx_query(self.stack.influxdb.url, "admin", self.stack.credentials.influx_admin_password,
-                            'SELECT COUNT("id") FROM "events"')
+    def stored(self, database: str = "choreo") -> int:
+        rows = self.query('SELECT COUNT("id") FROM "events"', database)
         return rows[0]["count"] if rows else 0
 
-    async def publish_backlog(self) -> float:
+    def query(self, statement: str, database: str = "choreo") -> list[dict]:
+        return influx_query(self.stack.influxdb.url, "admin", self.stack.credentials.influx_admin_password,
+                            statement, database)
+
+    def write(self, body: bytes) -> None:
+        request = urllib.request.Request(f"{self.stack.influxdb.url}/write?db={CEILING_DATABASE}&precision=ns",
+                                         data=body, headers={"Authorization": self.influx_auth})
+        urllib.request.urlopen(request, timeout=60).close()
+
+    def ceiling(self, bodies: list[bytes]) -> float:
+        """Broker and InfluxDB doing their share of the job at once, with no sink work in between."""
+        self.query(f"CREATE DATABASE {CEILING_DATABASE}")
+        started = time.perf_counter()
+        drain = self.c_subscriber("bench-ceiling", ["-C", str(self.events)], stdout=subprocess.DEVNULL)
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(self.write, bodies))
+        drain.wait(600)
+        rate = self.events / (time.perf_counter() - started)
+        assert self.stored(CEILING_DATABASE) == self.events, "the ceiling run did not store every event"
+        return rate
+
+    async def publish_backlog(self) -> tuple[float, list[bytes]]:
+        """Queue the backlog; returns the publish rate and the same events as line-protocol bodies."""
         config = ClientConfig("bench-publisher", port=self.stack.broker.port, username="admin", password=self.admin,
                               clean_start=True, session_expiry=0)
         started = time.perf_counter()
+        lines: list[str] = []
         async with MqttTransport(config) as transport:
             for n in range(self.events):
                 data = ReadingV1(measurements=[Measurement(name="temperature", unit="Cel", value=20 + n % 10)],
                                  site="hq", room="lab", kind="temperature")
                 event = new_event(data, source=f"device/bench-{n % 500}", subject=f"bench-{n % 500}", sequence=n)
                 transport.publish(Message(event_topic(event.type, event.subject), event.to_json()))
+                lines += event_lines(event)
                 if n % 2000 == 0:
                     await asyncio.sleep(0)
             assert await transport.flush(timeout=300), "the broker did not take the backlog"
-        return self.events / (time.perf_counter() - started)
+        rate = self.events / (time.perf_counter() - started)
+        per_body = 2 * self.batch_size  # a reading is two points
+        return rate, [("\n".join(lines[i:i + per_body]) + "\n").encode() for i in range(0, len(lines), per_body)]
 
     def run(self) -> dict:
-        # 1. persistent sessions for the C subscriber and the sink(s), then offline
-        subprocess.run(["mosquitto_sub", *self.auth, "-V", "mqttv5", "-c", "-i", "bench-c", "-x", "3600", "-q", "1",
-                        "-t", "events/#", "-E"], check=True)
+        # 1. persistent sessions for the C subscribers and the sink(s), then offline
+        for client_id in ("bench-c", "bench-ceiling"):
+            self.c_subscriber(client_id, ["-E"]).wait(30)
         sinks = self.sinks()
         time.sleep(3)  # a bench may wait: the sinks connect and subscribe
         for sink in sinks:
             sink.send_signal(signal.SIGTERM)
             sink.wait(30)
         # 2. the same backlog for both
-        publish_rate = asyncio.run(self.publish_backlog())
+        publish_rate, bodies = asyncio.run(self.publish_backlog())
         # 3. broker only: the C subscriber drains it
-        c = self.c_subscriber(["-C", str(self.events), "-F", "%U"], stdout=subprocess.PIPE)
+        c = self.c_subscriber("bench-c", ["-C", str(self.events), "-F", "%U"], stdout=subprocess.PIPE)
         arrivals = c.communicate(timeout=600)[0].split()
         broker_rate = (len(arrivals) - 1) / (float(arrivals[-1]) - float(arrivals[0]))
-        # 4. the sink drains it into InfluxDB
+        # 4. the ceiling: broker and InfluxDB with no sink work
+        ceiling_rate = self.ceiling(bodies)
+        del bodies
+        # 5. the sink drains it into InfluxDB
         sinks = self.sinks()
         first_seen = None
         while (count := self.stored()) < self.events:
@@ -114,7 +156,8 @@ class Bench:
             sink.send_signal(signal.SIGTERM)
             sink.wait(60)
         return {"events": self.events, "replicas": self.replicas, "publish_rate": publish_rate,
-                "broker_only_rate": broker_rate, "sink_rate": sink_rate, "ratio": sink_rate / broker_rate,
+                "broker_only_rate": broker_rate, "ceiling_rate": ceiling_rate, "sink_rate": sink_rate,
+                "ratio": sink_rate / broker_rate, "ratio_to_ceiling": sink_rate / ceiling_rate,
                 "sink_cpu_seconds_per_100k": cpu / self.events * 100_000, "sink_peak_rss_mib": rss,
                 "stored": self.stored()}
 
@@ -133,8 +176,11 @@ def main() -> None:
     print_table(f"{result['events']:,} events (readings, one point each in `events` and `readings`), "
                 f"sink replicas: {result['replicas']}", [
                     ("broker only: backlog drained by mosquitto_sub, QoS 1", f"{result['broker_only_rate']:,.0f} events/s"),
+                    ("ceiling: broker drain and InfluxDB writes at once, no sink work",
+                     f"{result['ceiling_rate']:,.0f} events/s"),
                     ("sink: backlog stored in InfluxDB (counted there)", f"{result['sink_rate']:,.0f} events/s"),
                     ("sink / broker only", f"{result['ratio']:.2f}"),
+                    ("sink / ceiling", f"{result['ratio_to_ceiling']:.2f}"),
                     ("sink CPU per 100,000 events", f"{result['sink_cpu_seconds_per_100k']:.1f} s"),
                     ("sink peak RSS", f"{result['sink_peak_rss_mib']:.0f} MiB"),
                     ("stored / published", f"{result['stored']:,} / {result['events']:,}"),
