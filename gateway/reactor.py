@@ -217,7 +217,8 @@ class ReactorRunner:
     def state_of(self, key: str) -> Any:
         state = self.states.get(key)
         if self._undo is not None and key not in self._undo["states"]:
-            self._undo["states"][key] = state.model_copy(deep=True) if state is not None else None
+            # a JSON snapshot: much cheaper than a deep copy, and only parsed back if the handler raises
+            self._undo["states"][key] = state.model_dump_json() if state is not None else None
         if state is None:
             state = self.states[key] = self.reactor.state_model()
         self._changes.states[key] = ""  # dirty: serialised at the checkpoint
@@ -318,8 +319,12 @@ class ReactorRunner:
         return facts
 
     def _outcomes(self, message: Message) -> list[Event]:
+        if message.retain:  # a stored copy handed to a new subscription: stale or forged, never a new fact
+            self.counts["ignored_retained"] += 1
+            log.warning("%s ignored a retained message on %s", self.reactor.name, message.topic[:128])
+            return []
         try:
-            event = decode_event(message.payload, topic=message.topic)
+            event = decode_event(message.payload, topic=message.topic, now=self.clock())
         except InvalidInput as exc:
             return [self._rejected(message, exc.message, subject="unknown")]
         if self.partition and zlib.crc32(event.subject.encode()) % self.partition[1] != self.partition[0]:
@@ -378,7 +383,7 @@ class ReactorRunner:
                 if state is None:
                     self.states.pop(key, None)
                 else:
-                    self.states[key] = state
+                    self.states[key] = self.reactor.state_model.model_validate_json(state)
             for key, timer in undo["timers"].items():
                 self.set_timer(key, timer)
             self.sequence = undo["sequence"]

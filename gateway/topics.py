@@ -6,6 +6,7 @@ names, so they are validated against one strict pattern before any of that happe
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from .errors import InvalidInput
 
@@ -17,9 +18,20 @@ STATUS_FILTER = "devices/+/status"
 EVENTS_FILTER = "events/#"
 
 
+# Ids and event types recur on every message: their checks are cached (bounded, least recently used).
+@lru_cache(maxsize=65536)
+def _is_id(value: str) -> bool:
+    return ID_PATTERN.fullmatch(value) is not None
+
+
+@lru_cache(maxsize=1024)
+def _is_event_type(value: str) -> bool:
+    return EVENT_TYPE_PATTERN.fullmatch(value) is not None
+
+
 def validate_id(value: str, what: str = "device id") -> str:
     """Return `value` if it is a safe identifier, else raise InvalidInput naming the rule."""
-    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+    if not isinstance(value, str) or not _is_id(value):
         raise InvalidInput(
             f"invalid {what} {value!r}: use 1-64 characters of A-Z a-z 0-9 _ -, "
             "starting with a letter or digit"
@@ -28,7 +40,7 @@ def validate_id(value: str, what: str = "device id") -> str:
 
 
 def validate_event_type(value: str) -> str:
-    if not isinstance(value, str) or not EVENT_TYPE_PATTERN.fullmatch(value):
+    if not isinstance(value, str) or not _is_event_type(value):
         raise InvalidInput(f"invalid event type {value!r}: expected dotted lower-case name with a major version, e.g. reading.v1")
     return value
 
