@@ -24,6 +24,11 @@ devices = [{ kind = "temperature", count = 2, base = 25, swing = 5 }, { kind = "
 """
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--soak-seconds", type=float, default=45.0,
+                     help="length of the soak in tests/integration/test_soak.py (issue 6 asks for 600)")
+
+
 @pytest.fixture
 def fleet_file(tmp_path: Path) -> Path:
     """A small fleet whose lab warms past 28 Cel within seconds; its device ids are in TEST_DEVICES."""
