@@ -17,6 +17,7 @@ bench: setup
 	$(PYTHON) bench/fleet.py
 	$(PYTHON) bench/sink.py --replicas 1
 	$(PYTHON) bench/sink.py --replicas 3
+	$(PYTHON) bench/pipeline.py
 
 setup: $(STAMP)
 

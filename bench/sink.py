@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.procstat import cpu_seconds, peak_rss_mib  # noqa: E402
 from bench.report import print_table, save  # noqa: E402
 from gateway.events import Measurement, ReadingV1, new_event  # noqa: E402
 from gateway.localstack import LocalStack  # noqa: E402
@@ -41,18 +42,6 @@ from tests.helpers import influx_query  # noqa: E402
 
 UNBOUNDED_QUEUES = "max_queued_messages 0\nmax_queued_bytes 0\n"  # the backlog must not be dropped
 CEILING_DATABASE = "ceiling"
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class Bench:
