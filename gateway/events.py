@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, ClassVar, Literal
 
 from typing import Union
@@ -39,6 +39,9 @@ Source = Annotated[str, Field(pattern=r"^(device|reactor|gateway|service)/[A-Za-
 EventId = Annotated[str, Field(pattern=r"^[0-9A-Za-z_-]{10,64}$")]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # no event is older (InfluxDB stores nothing before 1677)
+MAX_CLOCK_AHEAD = timedelta(minutes=5)  # how far ahead of a receiver's clock an event's time may be
+MAX_SEQUENCE = 2**63 - 1  # InfluxDB and SQLite store 64-bit integers
 
 
 def new_event_id() -> str:
@@ -72,6 +75,8 @@ def utc_now() -> datetime:
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("time must carry a UTC offset (RFC 3339)")
+    if value < EPOCH:
+        raise ValueError("must not be before 1970")
     return value.astimezone(timezone.utc)
 
 
@@ -229,7 +234,7 @@ class Event(BaseModel):
     subject: Identifier
     time: UtcTime
     datacontenttype: Literal["application/json"] = "application/json"
-    sequence: int | None = Field(default=None, ge=0)
+    sequence: int | None = Field(default=None, ge=0, le=MAX_SEQUENCE)
     correlationid: EventId
     causationid: EventId | None = None
     # When the producer emitted the fact (`time` is when it happened; for a reactor's fact, its
@@ -284,12 +289,23 @@ def new_event(
     )
 
 
-def decode_event(payload: bytes, *, topic: str | None = None) -> Event:
-    """Parse and validate a structured-mode CloudEvent; InvalidInput names the first problem."""
+def decode_event(payload: bytes, *, topic: str | None = None, now: datetime | None = None) -> Event:
+    """Parse and validate a structured-mode CloudEvent strictly (no "21.5" for 21.5); InvalidInput
+    names the first problem. With `topic`, the event must be the one its topic names (the ACL
+    grants topics, so a type may not hide under another's topic); with `now`, it may not come
+    from the future (its time would run every timer out at once)."""
     try:
-        return _DECODER.validate_json(payload)
+        event = _DECODER.validate_json(payload, strict=True)
     except ValidationError as exc:
         raise InvalidInput(describe_validation_error(exc), topic=topic) from None
+    if topic is not None and topic != f"events/{event.type}/{event.subject}":
+        raise InvalidInput(f"an event of type {event.type} about {event.subject} does not belong on topic "
+                           f"{topic[:128]!r}", topic=topic)
+    if now is not None:  # `emittedtime` is always a wall-clock stamp; `time` may run on a test's clock
+        for name, moment, clock in (("time", event.time, now), ("emittedtime", event.emittedtime, utc_now())):
+            if moment is not None and moment > clock + MAX_CLOCK_AHEAD:
+                raise InvalidInput(f"{name} is {(moment - clock).total_seconds():.0f}s in the future", topic=topic)
+    return event
 
 
 def describe_validation_error(exc: ValidationError) -> str:
