@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..errors import InvalidInput, StoreError
-from ..events import EventRejectedV1, decode_event, new_event
+from ..events import EventRejectedV1, decode_event, new_event, utc_now
 from ..manifest import ServiceSpec
 from ..settings import InfluxSettings
 from ..service import publish_events
@@ -120,7 +120,8 @@ class Sink:
     def status(self) -> str:
         c = self.counts
         return (f"received {c['received']}, written {c['written']}, spooled {c['spooled']}, replayed {c['replayed']}, "
-                f"retried {c['write_retries']}, rejected {c['rejected']}, spool full {c['spool_full']}, "
+                f"retried {c['write_retries']}, rejected {c['rejected']}, ignored retained {c['ignored_retained']}, "
+                f"spool full {c['spool_full']}, "
                 f"spool depth {len(self.spool)} events / {self.spool.bytes:,} bytes")
 
     def _report(self) -> None:
@@ -142,8 +143,13 @@ class Sink:
     def _add(self, delivery: Delivery) -> None:
         self.counts["received"] += 1
         message = delivery.message
+        if message.retain:  # a stored copy handed to a new subscription: stale or forged, never a new fact
+            self.counts["ignored_retained"] += 1
+            log.warning("sink ignored a retained message on %s", message.topic[:128])
+            delivery.ack()
+            return
         try:
-            event = decode_event(message.payload, topic=message.topic)
+            event = decode_event(message.payload, topic=message.topic, now=utc_now())
             lines = event_lines(event)
         except InvalidInput as exc:
             delivery.ack_when([self._reject(message.topic, message.payload, exc.message)])
