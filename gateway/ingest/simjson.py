@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from ..errors import InvalidInput
 from pydantic import ValidationError
 
-from ..events import ActuatorChangedV1, EventData, Measurement, ReadingV1, describe_validation_error
+from ..events import MAX_SEQUENCE, ActuatorChangedV1, EventData, Measurement, ReadingV1, describe_validation_error
 from ..topics import ID_PATTERN
 
 MAX_PAYLOAD = 16 * 1024
@@ -58,6 +58,8 @@ def decode(payload: bytes, now: datetime) -> DecodedTelemetry:
     sequence = document.pop("seq", None)
     if type(sequence) is not int or sequence < 0:
         raise InvalidInput(f"field 'seq' must be a non-negative integer, got {sequence!r}"[:200])
+    if sequence > MAX_SEQUENCE:
+        raise InvalidInput(f"field 'seq' is larger than {MAX_SEQUENCE}")
     time = _parse_time(document.pop("ts", None), now)
     if any(key in document for key in ACTUATOR_KEYS):
         return _actuator_report(document, sequence, time)
@@ -94,7 +96,7 @@ def _parse(payload: bytes) -> dict:
     if len(payload) > MAX_PAYLOAD:
         raise InvalidInput(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
     try:
-        document = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
+        document = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique)
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
     except RecursionError:
@@ -106,6 +108,16 @@ def _parse(payload: bytes) -> dict:
     if not isinstance(document, dict):
         raise InvalidInput(f"payload must be a JSON object, got {type(document).__name__}")
     return document
+
+
+def _unique(pairs: list[tuple[str, object]]) -> dict:
+    """An object whose keys are unique: which of two values counts would depend on the parser."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise InvalidInput(f"field {key[:64]!r} appears more than once")
+        seen.add(key)
+    return dict(pairs)
 
 
 def _reject_constant(name: str) -> float:
