@@ -168,8 +168,11 @@ class MqttTransport:
         # The broker sends again whatever was not acknowledged on the old connection (MQTT 5, 4.4),
         # so an acknowledgement due from then could only hit a packet id it has reused: drop them.
         self._connection_count += 1
-        if not session_present:
-            for subscription in client.subscriptions:
+        # Mosquitto 2.0.11 restores a session from its persistence file without its shared
+        # subscriptions (tests/transport/test_mqtt.py shows it), so those are always
+        # made again; a shared subscription has no retained messages and is not duplicated.
+        for subscription in client.subscriptions:
+            if not session_present or subscription.topic.startswith("$share/"):
                 client.resubscribe(subscription)
         self._connected.set()
         orphans, self._store.orphans = self._store.orphans, []

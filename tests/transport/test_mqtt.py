@@ -67,6 +67,24 @@ async def test_reconnects_and_resubscribes_after_a_broker_restart(fresh_stack):
             await async_wait_for(delivered, 30, "a delivery after the restart")
 
 
+async def test_a_kept_session_gets_its_shared_subscription_back_after_a_broker_restart(fresh_stack):
+    """Mosquitto 2.0.11 restores the session from its persistence file but not a shared subscription."""
+    topic = unique("shared-restart")
+    async with MqttTransport(admin_config(fresh_stack, unique("sub"))) as consumer:
+        await consumer.subscribe(f"$share/{unique('group')}/{topic}")
+        fresh_stack.broker.stop()
+        fresh_stack.broker.start()
+        await async_wait_for(lambda: consumer.stats.reconnects == 1, 30, "the reconnect (session kept)")
+        with MqttObserver(fresh_stack.broker.port, "admin", fresh_stack.credentials.mqtt["admin"], unique("paho")) as paho:
+
+            async def delivered() -> bool:
+                paho.publish(topic, b"after-restart")
+                delivery = await consumer.receive(timeout=0.5)
+                return delivery is not None and delivery.message.payload == b"after-restart"
+
+            await async_wait_for(delivered, 30, "a delivery after the restart")
+
+
 async def test_publishes_made_while_disconnected_are_sent_after_reconnect(fresh_stack):
     root = unique("outage")
     async with MqttTransport(admin_config(fresh_stack, unique("pub"))) as publisher:
