@@ -127,8 +127,10 @@ class AnomalySettings(_Section):
 class SinkSettings(_Section):
     spool_dir: str = Field(default=".choreo/spool", description="where events wait while InfluxDB is unavailable")
     spool_max_bytes: int = Field(default=1 << 30, ge=1 << 20, description="past this the sink stops acknowledging")
-    group: str = Field(default="sink", pattern=rf"^({ID_PATTERN.pattern})?$",
-                       description="shared subscription group, replicas in one group split the events; empty: none")
+    # Empty by default: Mosquitto 2.0.11 does not persist shared subscriptions, so after a broker
+    # restart a group drops what is published before a replica subscribes again (a plain one keeps it).
+    group: str = Field(default="", pattern=rf"^({ID_PATTERN.pattern})?$",
+                       description="shared subscription group for replicas, which split the events; empty: none")
 
 
 class ReactorsSettings(_Section):
