@@ -57,7 +57,7 @@ class Counter(threading.Thread):
 
 
 async def measure(fleet: Fleet, broker: Broker, seconds: float) -> dict:
-    settings = load_settings({"CHOREO_MQTT_PORT": str(broker.port),
+    settings = load_settings({"CHOREO_MQTT_PORT": str(broker.device_port),
                               "CHOREO_DEVICES_SECRET": broker.credentials.fleet_secret})
     before = rss_mib()
     runner = FleetRunner(fleet, settings, status_stream=io.StringIO())

@@ -1,4 +1,4 @@
-"""Secrets for docker-compose.yml: the broker's password file and one env file per service.
+"""Secrets for docker-compose.yml: the broker's password files and one env file per service.
 
 `choreo secrets` writes them into `.choreo/compose/` (git-ignored, owner-only files);
 docker-compose.yml mounts and reads them from there. Nothing secret is in the repo.
@@ -27,7 +27,8 @@ def write_compose_secrets(directory: Path, device_ids: list[str]) -> list[Path]:
         write_private(token_file, secrets.token_urlsafe(32))
     token = token_file.read_text()
     files = {
-        "passwd": credentials.password_file(device_ids),
+        "passwd-services": credentials.service_password_file(),
+        "passwd-devices": credentials.device_password_file(device_ids),
         "influxdb.env": _env({
             "DOCKER_INFLUXDB_INIT_MODE": "setup",
             "DOCKER_INFLUXDB_INIT_USERNAME": "admin",

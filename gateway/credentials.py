@@ -77,11 +77,17 @@ class Credentials:
         write_private(path, json.dumps(credentials.__dict__))
         return credentials
 
-    def password_file(self, device_ids: list[str]) -> str:
-        """A Mosquitto password file (hashed) for the service accounts and the given devices."""
+    def service_password_file(self) -> str:
+        """A Mosquitto password file (hashed) for the service accounts, admin and monitor."""
+        return _password_file(self.mqtt)
+
+    def device_password_file(self, device_ids: list[str]) -> str:
+        """A Mosquitto password file (hashed) for the given devices; each password derives from the fleet secret."""
         taken = set(device_ids) & set(self.mqtt)
         if taken:
             raise ConfigError(f"device id {sorted(taken)[0]!r} is a service account name; rename the device")
-        accounts = dict(self.mqtt)
-        accounts.update((device, device_password(self.fleet_secret, device)) for device in device_ids)
-        return "".join(f"{name}:{mosquitto_password_hash(password)}\n" for name, password in accounts.items())
+        return _password_file({device: device_password(self.fleet_secret, device) for device in device_ids})
+
+
+def _password_file(accounts: dict[str, str]) -> str:
+    return "".join(f"{name}:{mosquitto_password_hash(password)}\n" for name, password in accounts.items())

@@ -61,8 +61,8 @@ class Demo:
             shutil.rmtree(self.state_dir / server, ignore_errors=True)
         with LocalStack(self.state_dir, self.device_ids) as stack:
             env_file = stack.write_env_file("monitor")
-            print(f"broker on 127.0.0.1:{stack.broker.port} (TLS on {stack.broker.tls_port}, CA "
-                  f"{stack.broker.tls['ca.crt']}), InfluxDB on {stack.influxdb.url}")
+            print(f"broker on 127.0.0.1: services {stack.broker.port}, devices {stack.broker.device_port} "
+                  f"(TLS {stack.broker.tls_port}, CA {stack.broker.tls['ca.crt']}); InfluxDB on {stack.influxdb.url}")
             print(f"in another terminal: . {env_file} && choreo history --subject {self.device_ids[0]}")
             try:
                 asyncio.run(self._watch(stack))

@@ -111,7 +111,8 @@ def make_tls_files(directory: Path) -> dict[str, Path]:
 
 
 class Broker:
-    """A Mosquitto child process with the shipped conf.d/ and ACL, plain and TLS listeners on loopback."""
+    """A Mosquitto child process with the shipped conf.d/ and ACL on loopback: a listener for the
+    services, and one for devices, plain and TLS, where the client id is the username."""
 
     def __init__(self, state_dir: Path, credentials: Credentials, device_ids: Iterable[str], extra_config: str = "") -> None:
         self.state_dir = state_dir
@@ -123,21 +124,24 @@ class Broker:
         self.log_path = state_dir / "mosquitto.log"
 
     def pick_ports(self) -> None:
-        self.port, self.tls_port = free_ports(2)
+        self.port, self.device_port, self.tls_port = free_ports(3)
 
     def write_config(self) -> Path:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        passwd = self.state_dir / "passwd"
-        write_private(passwd, self.credentials.password_file(self.device_ids))
+        services, devices = self.state_dir / "passwd-services", self.state_dir / "passwd-devices"
+        write_private(services, self.credentials.service_password_file())
+        write_private(devices, self.credentials.device_password_file(self.device_ids))
         self.tls = make_tls_files(self.state_dir / "tls")
+        acl = f"allow_anonymous false\nacl_file {MOSQUITTO_DIR / 'acl'}\n"
+        device_listener = f"{acl}password_file {devices}\nuse_username_as_clientid true\n"
         config = self.state_dir / "mosquitto.conf"
         config.write_text(
+            "per_listener_settings true\n"
             f"user {getpass.getuser()}\n"
-            f"listener {self.port} 127.0.0.1\n"
             f"persistence_location {self.state_dir}/\n"
-            f"password_file {passwd}\n"
-            f"acl_file {MOSQUITTO_DIR / 'acl'}\n"
-            f"listener {self.tls_port} 127.0.0.1\n"
+            f"listener {self.port} 127.0.0.1\n{acl}password_file {services}\n"
+            f"listener {self.device_port} 127.0.0.1\n{device_listener}"
+            f"listener {self.tls_port} 127.0.0.1\n{device_listener}"
             f"cafile {self.tls['ca.crt']}\n"
             f"certfile {self.tls['server.crt']}\n"
             f"keyfile {self.tls['server.key']}\n"
@@ -306,7 +310,8 @@ class LocalStack:
 
         Only the sink gets InfluxDB write access and only the monitor read access.
         """
-        env = {"CHOREO_MQTT_HOST": "127.0.0.1", "CHOREO_MQTT_PORT": str(self.broker.port)}
+        port = self.broker.device_port if account == "devices" else self.broker.port
+        env = {"CHOREO_MQTT_HOST": "127.0.0.1", "CHOREO_MQTT_PORT": str(port)}
         influx = {"sink": (WRITER, self.credentials.influx_writer_password),
                   "monitor": (READER, self.credentials.influx_reader_password)}.get(account)
         if influx is not None:

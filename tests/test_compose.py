@@ -42,8 +42,13 @@ def test_servers_and_their_configuration():
     assert COMPOSE["services"]["mosquitto"]["image"] == "eclipse-mosquitto:2"
     assert COMPOSE["services"]["influxdb"]["image"] == "influxdb:2.7"
     broker_config = (REPO / "mosquitto" / "mosquitto.conf").read_text()
-    for line in ("password_file /mosquitto/secrets/passwd", "acl_file /mosquitto/config/acl", "include_dir /mosquitto/config/conf.d"):
+    for line in ("per_listener_settings true", "password_file /mosquitto/secrets/passwd-services",
+                 "password_file /mosquitto/secrets/passwd-devices", "acl_file /mosquitto/config/acl",
+                 "use_username_as_clientid true", "include_dir /mosquitto/config/conf.d"):
         assert line in broker_config
+    devices_listener = broker_config.split("listener 1884")[1]
+    assert "passwd-devices" in devices_listener and "use_username_as_clientid true" in devices_listener
+    assert COMPOSE["services"]["devices"]["environment"]["CHOREO_MQTT_PORT"] == "1884"
 
 
 def test_influxdb_is_initialised_with_org_bucket_and_token(tmp_path):

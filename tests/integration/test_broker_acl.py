@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def device(stack, device_id: str) -> MqttObserver:
-    return MqttObserver(stack.broker.port, device_id, device_password(stack.credentials.fleet_secret, device_id),
+    return MqttObserver(stack.broker.device_port, device_id, device_password(stack.credentials.fleet_secret, device_id),
                         client_id=device_id)
 
 
@@ -63,10 +63,51 @@ def test_wildcards_in_a_username_do_not_authenticate(stack, username):
     client.username_pw_set(username, device_password(stack.credentials.fleet_secret, "dev-a"))
     result = {}
     client.on_connect = lambda c, u, flags, reason, props: result.setdefault("reason", reason)
-    client.connect("127.0.0.1", stack.broker.port)
+    client.connect("127.0.0.1", stack.broker.device_port)
     client.loop_start()
     try:
         wait_for(lambda: "reason" in result, 10, "the broker's answer")
     finally:
         client.loop_stop()
     assert result["reason"].is_failure
+
+
+def connack(port: int, username: str, password: str) -> paho.ReasonCode:
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"login-{uuid.uuid4().hex[:6]}", protocol=paho.MQTTv5)
+    client.username_pw_set(username, password)
+    answers = []
+    client.on_connect = lambda c, u, flags, reason, props: answers.append(reason)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        wait_for(lambda: answers, 10, "the broker's answer")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return answers[0]
+
+
+def test_each_listener_takes_only_its_own_accounts(stack):
+    dev_a = device_password(stack.credentials.fleet_secret, "dev-a")
+    assert connack(stack.broker.port, "dev-a", dev_a).is_failure  # a device on the service listener
+    assert connack(stack.broker.device_port, "sink", stack.credentials.mqtt["sink"]).is_failure
+    assert not connack(stack.broker.device_port, "dev-a", dev_a).is_failure
+
+
+def test_a_device_cannot_take_over_a_service_session_or_another_device(stack):
+    """On the device listener the client id is the username, whatever the device asks for."""
+    target = f"sink-{uuid.uuid4().hex[:6]}"
+    service = MqttObserver(stack.broker.port, "sink", stack.credentials.mqtt["sink"], client_id=target)
+    other_device = device(stack, "dev-b")
+    disconnects = []
+    service.client.on_disconnect = other_device.client.on_disconnect = (
+        lambda client, userdata, flags, reason, props: disconnects.append(client._client_id))
+    with service, other_device:
+        for taken in (target, "dev-b"):
+            with MqttObserver(stack.broker.device_port, "dev-a", device_password(stack.credentials.fleet_secret, "dev-a"),
+                              client_id=taken) as hijacker:
+                hijacker.publish("devices/dev-a/telemetry", b'{"seq": 1, "temperature": 20}')
+        # A round trip each: a takeover's DISCONNECT would have reached them before these PUBACKs.
+        service.publish("events/event.rejected.v1/dev-a", b"{}")
+        other_device.publish("devices/dev-b/telemetry", b'{"seq": 1, "temperature": 20}')
+        assert disconnects == []

@@ -144,7 +144,7 @@ def test_a_payload_over_the_broker_limit_is_refused_and_counted_in_the_broker_lo
     admin = MqttObserver(stack.broker.port, "admin", stack.credentials.mqtt["admin"], f"big-{uuid.uuid4().hex[:6]}")
     with admin:
         admin.subscribe("devices/dev-a/#")
-        device.connect("127.0.0.1", stack.broker.port)
+        device.connect("127.0.0.1", stack.broker.device_port)
         device.loop_start()
         try:
             device.publish("devices/dev-a/telemetry", b"x" * 262_144, qos=1)

@@ -89,7 +89,7 @@ def test_reading_to_alert_to_influxdb_with_rejections_and_history(fresh_stack, s
 
         # A malformed payload from a real device account becomes a stored rejection naming the reason.
         bad_password = device_password(stack.credentials.fleet_secret, "bad-1")
-        with MqttObserver(stack.broker.port, "bad-1", bad_password, client_id="bad-1") as bad_device:
+        with MqttObserver(stack.broker.device_port, "bad-1", bad_password, client_id="bad-1") as bad_device:
             bad_device.publish("devices/bad-1/telemetry", b'{"seq": 1, "temperature": "very hot"}')
         rejected = wait_for(lambda: query(stack, "SELECT * FROM events WHERE type = 'event.rejected.v1'"),
                             30, "a stored event.rejected.v1")
