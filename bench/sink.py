@@ -60,8 +60,7 @@ class Bench:
     def sinks(self) -> list[subprocess.Popen]:
         env = {**os.environ, **self.stack.env("sink"), "CHOREO_SINK_SPOOL_DIR": str(self.state / "spool"),
                "CHOREO_INFLUX_BATCH_SIZE": str(self.batch_size), "CHOREO_INFLUX_FLUSH_INTERVAL": "0.5"}
-        if self.replicas == 1:
-            env["CHOREO_SINK_GROUP"] = ""
+        env["CHOREO_SINK_GROUP"] = "sink" if self.replicas > 1 else ""  # replicas split the load in one group
         return [subprocess.Popen([sys.executable, "-m", "gateway.cli", "--log-level", "WARNING", "sink",
                                   *(["--instance", str(n)] if self.replicas > 1 else [])],
                                  env=env, stdout=subprocess.DEVNULL, stderr=open(self.state / f"sink-{n}.log", "w"))
