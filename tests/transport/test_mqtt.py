@@ -57,14 +57,19 @@ async def test_reconnects_and_resubscribes_after_a_broker_restart(fresh_stack):
         fresh_stack.broker.stop()
         fresh_stack.broker.start()  # same port; this session did not survive (expiry 0)
         await async_wait_for(lambda: not consumer.is_connected, 10, "the disconnect to be noticed")
-        with MqttObserver(fresh_stack.broker.port, "admin", fresh_stack.credentials.mqtt["admin"], unique("paho")) as paho:
+        await delivered_after_restart(fresh_stack, consumer, root)
 
-            async def delivered() -> bool:
-                paho.publish(root, b"after-restart")
-                delivery = await consumer.receive(timeout=0.5)
-                return delivery is not None and delivery.message.payload == b"after-restart"
 
-            await async_wait_for(delivered, 30, "a delivery after the restart")
+async def delivered_after_restart(stack, consumer: MqttTransport, topic: str) -> None:
+    """Publish with an independent client until the consumer receives it."""
+    with MqttObserver(stack.broker.port, "admin", stack.credentials.mqtt["admin"], unique("paho")) as paho:
+
+        async def delivered() -> bool:
+            paho.publish(topic, b"after-restart")
+            delivery = await consumer.receive(timeout=0.5)
+            return delivery is not None and delivery.message.payload == b"after-restart"
+
+        await async_wait_for(delivered, 30, "a delivery after the restart")
 
 
 async def test_a_kept_session_gets_its_shared_subscription_back_after_a_broker_restart(fresh_stack):
@@ -75,14 +80,7 @@ async def test_a_kept_session_gets_its_shared_subscription_back_after_a_broker_r
         fresh_stack.broker.stop()
         fresh_stack.broker.start()
         await async_wait_for(lambda: consumer.stats.reconnects == 1, 30, "the reconnect (session kept)")
-        with MqttObserver(fresh_stack.broker.port, "admin", fresh_stack.credentials.mqtt["admin"], unique("paho")) as paho:
-
-            async def delivered() -> bool:
-                paho.publish(topic, b"after-restart")
-                delivery = await consumer.receive(timeout=0.5)
-                return delivery is not None and delivery.message.payload == b"after-restart"
-
-            await async_wait_for(delivered, 30, "a delivery after the restart")
+        await delivered_after_restart(fresh_stack, consumer, topic)
 
 
 async def test_publishes_made_while_disconnected_are_sent_after_reconnect(fresh_stack):
