@@ -29,6 +29,8 @@ def build(settings: Settings) -> Reactor:
 
     @reactor.on(DeviceOfflineV1.event_type)
     def went_away(event: Event, ctx: Context) -> list:
+        if event.source == "reactor/availability":
+            return []  # its own silent fact coming back: a reading since may have started a new timer
         ctx.cancel_timer("silence")  # it is offline already; do not say so twice
         return []
 

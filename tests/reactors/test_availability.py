@@ -30,3 +30,14 @@ async def test_a_device_that_said_goodbye_is_not_timed_out_again(harness_for):
         await harness.send(READING, subject="d-1")
         await harness.send(DeviceOfflineV1(), subject="d-1", source="gateway/ingest")
         assert await harness.advance(60) == []
+
+
+async def test_its_own_silent_fact_coming_back_late_cancels_no_new_silence(harness_for):
+    """In a backlog its own offline fact may come back after the device's next reading started a new timer."""
+    async with harness_for(availability.build(SETTINGS)) as harness:
+        await harness.send(READING, subject="d-1")
+        [offline] = await harness.advance(11)
+        [online] = await harness.send(READING, subject="d-1")
+        assert await harness.send(offline) == []
+        [again] = await harness.advance(11)
+    assert again.type == "device.offline.v1" and again.causationid == online.causationid
