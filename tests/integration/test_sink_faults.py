@@ -64,3 +64,46 @@ async def test_sink_killed_with_sigkill_mid_stream_loses_and_duplicates_nothing(
     result = accounting(load, stored_ids(stack, subject))
     print("\nSIGKILL accounting:", result)
     assert result["lost"] == 0 and result["duplicated"] == 0 and result["stored"] == result["published"]
+
+
+def sink_counts(log: str) -> dict[str, int]:
+    """The counts of the sink's last status line ("sink: received N, written N, spooled N, ...")."""
+    final = [line for line in log.splitlines() if "sink: received" in line][-1].split("sink: ", 1)[1]
+    return {name: int(value.replace(",", "")) for name, value in
+            (part.strip().rsplit(" ", 1) for part in final.split(" / ")[0].split(", ")[:7])}
+
+
+async def test_influxdb_slow_for_16_seconds_under_steady_load(fresh_stack, services, tmp_path):
+    """influxd stopped (SIGSTOP) 0.7 s of every second for 16 s, under 300 events/s; the sink's write
+    timeout (0.3 s) is shorter than a pause, so some writes time out, possibly after InfluxDB took them."""
+    stack, subject = fresh_stack, f"slow-{uuid.uuid4().hex[:6]}"
+    with MqttObserver(stack.broker.port, "admin", stack.credentials.mqtt["admin"], "slow-observer") as observer:
+        observer.subscribe("choreo/services/#")
+        sink = start_sink(stack, services, observer, {**sink_env(stack, tmp_path), "CHOREO_INFLUX_TIMEOUT": "0.3"})
+    load = SteadyLoad(stack, subject, rate=300)
+
+    async def slow() -> None:
+        await asyncio.sleep(3)
+        influxd = stack.influxdb.process
+        try:
+            for _ in range(16):
+                influxd.send_signal(signal.SIGSTOP)
+                await asyncio.sleep(0.7)
+                influxd.send_signal(signal.SIGCONT)
+                await asyncio.sleep(0.3)
+        finally:
+            influxd.send_signal(signal.SIGCONT)
+
+    await load.run(seconds=25, during=slow)
+    await async_wait_for(lambda: len(set(stored_ids(stack, subject))) >= len(load.acknowledged), 60,
+                         "every acknowledged event in InfluxDB")
+    result = accounting(load, stored_ids(stack, subject))
+    assert sink.poll() is None  # it never crashed
+    services.stop_all()  # the sink logs its final counts as it stops
+    counts = sink_counts(services.log("sink"))
+    print("\nslow InfluxDB accounting:", result, "\nsink:", counts)
+    assert result["lost"] == 0 and result["duplicated"] == 0
+    assert result["acknowledged"] == result["published"] == result["stored"]
+    assert counts["retried"] > 0 and counts["spooled"] > 0  # writes timed out and the spool took over
+    assert counts["replayed"] == counts["spooled"] and counts["written"] + counts["spooled"] == counts["received"]
+    assert sink.returncode == 0
