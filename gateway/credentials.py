@@ -17,6 +17,7 @@ from pathlib import Path
 from .errors import ConfigError
 from .topics import validate_id
 
+RESERVED_CLIENT_PREFIXES = ("demo",)  # client ids of tools: demo-monitor
 SERVICE_ACCOUNTS = ("admin", "monitor", "ingest", "threshold", "availability", "climate", "door", "energy",
                     "anomaly", "sink")
 MOSQUITTO_ITERATIONS = 101
@@ -83,9 +84,14 @@ class Credentials:
 
     def device_password_file(self, device_ids: list[str]) -> str:
         """A Mosquitto password file (hashed) for the given devices; each password derives from the fleet secret."""
-        taken = set(device_ids) & set(self.mqtt)
-        if taken:
-            raise ConfigError(f"device id {sorted(taken)[0]!r} is a service account name; rename the device")
+        for device in device_ids:
+            reserved = next((name for name in (*self.mqtt, *RESERVED_CLIENT_PREFIXES)
+                             if device == name or device.startswith(f"{name}-")), None)
+            if reserved:
+                # On the device listener the username is the client id: it must not be a service's
+                # (`sink`, `sink-2`, `threshold-0-of-2`, `demo-monitor`, ...), or the device would take its session over.
+                raise ConfigError(f"device id {device!r} is, or starts like, the client id of service {reserved!r}; "
+                                  "rename the device")
         return _password_file({device: device_password(self.fleet_secret, device) for device in device_ids})
 
 

@@ -91,3 +91,13 @@ def test_threshold_rules_pick_the_most_specific_match():
     assert settings.rule_for("temperature", None, None, None).high == 28
     assert settings.rule_for("co2", None, None).high == 1200
     assert settings.rule_for("humidity", None, None) is None
+
+
+def test_a_device_id_that_is_or_starts_like_a_service_client_id_is_refused():
+    from gateway.credentials import Credentials
+
+    credentials = Credentials.generate()
+    for device in ("sink", "sink-2", "threshold-0-of-2", "demo-monitor"):
+        with pytest.raises(ConfigError, match="client id of service"):
+            credentials.device_password_file([device])
+    assert credentials.device_password_file(["lab-sink-1"]).startswith("lab-sink-1:")
