@@ -179,6 +179,9 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     from .sink.writers import writer_for
 
     instance = args.instance
+    if instance and not settings.sink.group:
+        raise ConfigError("--instance runs one of several replicas: set sink.group (CHOREO_SINK_GROUP), "
+                          "or each replica stores every event")
     name = f"sink-{instance}" if instance else "sink"
     spool = Spool(Path(settings.sink.spool_dir) / name, settings.sink.spool_max_bytes)
     writer = writer_for(settings.influx)
