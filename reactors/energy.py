@@ -5,6 +5,7 @@ A counter that goes backwards (the meter restarted) starts a new baseline; late 
 dropped (by their sequence), so they cannot look like a restart."""
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 
 from pydantic import BaseModel
@@ -44,6 +45,9 @@ def build(settings: Settings) -> Reactor:
         elif reading.value < meter.last_counter:  # restarted: keep what was counted, count anew from here
             meter.counted += meter.last_counter - meter.counter_at_start
             meter.counter_at_start = reading.value
+        if not math.isfinite(meter.counted + reading.value - meter.counter_at_start):
+            # counters near the float limit: refuse the reading (the handler's changes are undone)
+            raise ValueError(f"energy counted overflows with a counter of {reading.value} Wh")
         if period > meter.period_start:
             energy = meter.counted + reading.value - meter.counter_at_start
             facts.append(EnergyMeasuredV1(period_start=meter.period_start, period_end=period,

@@ -43,3 +43,14 @@ async def test_late_readings_are_dropped_and_a_silence_spans_its_periods(harness
         facts += await harness.send(meter(150), subject="m-1", sequence=5)
     assert [f.data.energy_wh for f in facts] == [30.0, 20.0]
     assert (facts[1].data.period_end - facts[1].data.period_start).total_seconds() > 60
+
+
+async def test_counters_near_the_float_limit_are_refused_and_leave_a_state_that_restarts(harness_for):
+    async with harness_for(energy.build(SETTINGS)) as harness:
+        facts = []
+        for wh in (-1.7e308, 1.7e308, 0.0):
+            facts += await harness.send(meter(wh), subject="plant-power-1")
+        harness.restart()  # the checkpointed state must load again (an infinite total would not)
+        facts += await harness.send(meter(1.0), subject="plant-power-1")
+    assert [f.type for f in facts] == ["event.rejected.v1"]
+    assert "overflows" in facts[0].data.reason
