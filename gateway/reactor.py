@@ -340,7 +340,9 @@ class ReactorRunner:
             self.counts["dropped_stale"] += 1
             return []
         self.counts["consumed"] += 1
-        self.watermark = max(filter(None, (self.watermark, event.time)))
+        # event time drives timers while a backlog drains, but never past the clock: one device
+        # whose clock runs ahead must not fire every other device's timers early
+        self.watermark = max(filter(None, (self.watermark, min(event.time, self.clock()))))
         cause = (event.id, event.correlationid)
         try:
             with self._transaction():
