@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from functools import cached_property
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -85,16 +85,17 @@ class ThresholdSettings(_Section):
     min_duration: float = Field(default=3.0, ge=0, description="seconds beyond a limit before raising")
     rules: list[ThresholdRule] = []
 
-    @cached_property
-    def _default_rule(self) -> ThresholdRule:
-        return ThresholdRule(metric=self.metric, high=self.high, low=self.low, hysteresis=self.hysteresis,
-                             min_duration=self.min_duration)
-
     def rule_for(self, metric: str, site: str | None, room: str | None, kind: str | None = None) -> ThresholdRule | None:
         """The most specific rule for a metric of this reading: by room, then site, then device kind, then any."""
-        candidates = [rule for rule in (*self.rules, self._default_rule) if rule.metric == metric
+        default = _rule(self.metric, self.high, self.low, self.hysteresis, self.min_duration)
+        candidates = [rule for rule in (*self.rules, default) if rule.metric == metric
                       and rule.site in (None, site) and rule.room in (None, room) and rule.kind in (None, kind)]
         return max(candidates, key=lambda r: (r.room is not None, r.site is not None, r.kind is not None), default=None)
+
+
+@lru_cache(maxsize=64)  # built once per set of values, not once per reading
+def _rule(metric: str, high: float | None, low: float | None, hysteresis: float, min_duration: float) -> ThresholdRule:
+    return ThresholdRule(metric=metric, high=high, low=low, hysteresis=hysteresis, min_duration=min_duration)
 
 
 class DoorSettings(_Section):

@@ -31,7 +31,7 @@ def _is_event_type(value: str) -> bool:
 
 def validate_id(value: str, what: str = "device id") -> str:
     """Return `value` if it is a safe identifier, else raise InvalidInput naming the rule."""
-    if not isinstance(value, str) or not _is_id(value):
+    if not isinstance(value, str) or len(value) > 64 or not _is_id(value):  # long junk never enters the cache
         raise InvalidInput(
             f"invalid {what} {value!r}: use 1-64 characters of A-Z a-z 0-9 _ -, "
             "starting with a letter or digit"
@@ -40,7 +40,7 @@ def validate_id(value: str, what: str = "device id") -> str:
 
 
 def validate_event_type(value: str) -> str:
-    if not isinstance(value, str) or not _is_event_type(value):
+    if not isinstance(value, str) or len(value) > 128 or not _is_event_type(value):
         raise InvalidInput(f"invalid event type {value!r}: expected dotted lower-case name with a major version, e.g. reading.v1")
     return value
 

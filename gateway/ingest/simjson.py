@@ -20,11 +20,10 @@ from datetime import datetime, timedelta, timezone
 from ..errors import InvalidInput
 from pydantic import ValidationError
 
-from ..events import MAX_SEQUENCE, ActuatorChangedV1, EventData, Measurement, ReadingV1, describe_validation_error
+from ..events import MAX_CLOCK_AHEAD, MAX_SEQUENCE, ActuatorChangedV1, EventData, Measurement, ReadingV1, describe_validation_error
 from ..topics import ID_PATTERN
 
 MAX_PAYLOAD = 16 * 1024
-MAX_CLOCK_AHEAD = timedelta(minutes=5)
 MAX_AGE = timedelta(days=7)
 
 # Native field name -> SenML name and unit (RFC 8428).
