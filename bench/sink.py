@@ -8,7 +8,7 @@ on the broker for three persistent sessions, drained one after the other:
 2. ceiling: a second C subscriber drains its copy while the same events, encoded to line
    protocol beforehand, are written to InfluxDB on two connections. Broker and database
    do their whole share of the sink's job on the same two cores, with no sink work in
-   between: no sink, in any language, can store faster on this machine;
+   between: with this schema (two points per reading) no sink can store faster here;
 3. the sink (its replicas sharing one group), whose rate is counted in InfluxDB with
    COUNT over `/query`.
 
@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import base64
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.procstat import cpu_seconds, peak_rss_mib  # noqa: E402
 from bench.report import print_table, save  # noqa: E402
+from bench.services import stop, wait_online  # noqa: E402
 from gateway.events import Measurement, ReadingV1, new_event  # noqa: E402
 from gateway.localstack import LocalStack  # noqa: E402
 from gateway.sink.schema import event_lines  # noqa: E402
@@ -116,10 +116,8 @@ class Bench:
         for client_id in ("bench-c", "bench-ceiling"):
             self.c_subscriber(client_id, ["-E"]).wait(30)
         sinks = self.sinks()
-        time.sleep(3)  # a bench may wait: the sinks connect and subscribe
-        for sink in sinks:
-            sink.send_signal(signal.SIGTERM)
-            sink.wait(30)
+        wait_online(self.stack, "sink", [sink.pid for sink in sinks])
+        stop(sinks)
         # 2. the same backlog for both
         publish_rate, bodies = asyncio.run(self.publish_backlog())
         # 3. broker only: the C subscriber drains it
@@ -131,18 +129,17 @@ class Bench:
         del bodies
         # 5. the sink drains it into InfluxDB
         sinks = self.sinks()
-        first_seen = None
+        first_seen, deadline = None, time.monotonic() + 900
         while (count := self.stored()) < self.events:
+            assert time.monotonic() < deadline and all(s.poll() is None for s in sinks), "the sinks did not store the backlog"
             if count and first_seen is None:
                 first_seen = (time.perf_counter(), count)
-            time.sleep(0.25)
+            time.sleep(0.25)  # a bench may poll
         done = time.perf_counter()
         sink_rate = (self.events - first_seen[1]) / (done - first_seen[0])
         cpu = sum(cpu_seconds(s.pid) for s in sinks)
         rss = max(peak_rss_mib(s.pid) for s in sinks)
-        for sink in sinks:
-            sink.send_signal(signal.SIGTERM)
-            sink.wait(60)
+        stop(sinks)
         return {"events": self.events, "replicas": self.replicas, "publish_rate": publish_rate,
                 "broker_only_rate": broker_rate, "ceiling_rate": ceiling_rate, "sink_rate": sink_rate,
                 "ratio": sink_rate / broker_rate, "ratio_to_ceiling": sink_rate / ceiling_rate,
