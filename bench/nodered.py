@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.procstat import cpu_seconds  # noqa: E402
 from gateway.credentials import write_private  # noqa: E402
 from gateway.localstack import DATABASE, LocalStack, find_binary, wait_until  # noqa: E402
 from tests.helpers import MqttObserver, influx_query  # noqa: E402
@@ -205,12 +206,12 @@ def check(messages: int, devices: int = 50, timeout: float = 120.0) -> bool:
                 time.sleep(0.2)
             elapsed = time.monotonic() - started
             stored, alerts = result
-            cpu = sum(int(f) for f in Path(f"/proc/{nodered.pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13])
+            cpu = cpu_seconds(nodered.pid)
             print(f"published {messages:,} readings ({2 * messages:,} points) on devices/+/telemetry, QoS 1")
             print(f"stored in InfluxDB: {stored:,} points, expected {2 * messages:,}")
             print(f"alerts received: {len(alerts):,}, expected {len(expected_alerts):,}"
                   f"{'' if alerts == expected_alerts else ' (not the same readings)'}")
-            print(f"done after {elapsed:.1f}s; Node-RED CPU so far {cpu / os.sysconf('SC_CLK_TCK'):.1f}s")
+            print(f"done after {elapsed:.1f}s; Node-RED CPU so far {cpu:.1f}s")
     return result == (2 * messages, expected_alerts)
 
 

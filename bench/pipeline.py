@@ -195,10 +195,9 @@ class Ours(System):
 
 class Peer(System):
     def __init__(self, stack: LocalStack, state: Path) -> None:
-        from bench.nodered import ALERTS, NodeRed, install  # only when measured: it needs Node.js
+        from bench.nodered import ALERTS, NodeRed  # only when measured: it needs Node.js
 
         super().__init__("node-red", ALERTS + "+", "nodered")
-        install()  # npm ci, the first time: not part of any figure
         influx_query(stack.influxdb.url, "admin", stack.credentials.influx_admin_password, f"CREATE DATABASE {self.database}")
         self.node_red = NodeRed.for_stack(stack, database=self.database, alert_above=LIMIT)
 

@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -103,3 +104,20 @@ class MqttObserver:
     def on(self, topic_prefix: str) -> list[paho.MQTTMessage]:
         with self._lock:
             return [m for m in self.messages if m.topic.startswith(topic_prefix)]
+
+
+def connack(port: int, username: str | None, password: str | None = None) -> paho.ReasonCode:
+    """The broker's answer to one MQTT 5 CONNECT with these credentials (None: anonymous)."""
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"login-{uuid.uuid4().hex[:6]}", protocol=paho.MQTTv5)
+    if username is not None:
+        client.username_pw_set(username, password)
+    answers = []
+    client.on_connect = lambda c, u, flags, reason, props: answers.append(reason)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        wait_for(lambda: answers, 10, "the broker's answer")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return answers[0]

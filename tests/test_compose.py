@@ -1,13 +1,20 @@
-"""docker-compose.yml cannot run here (no Docker engine), so it is kept correct by reading it."""
+"""docker-compose.yml cannot run here (no Docker engine): it is kept correct by reading it, and its broker config runs on a real Mosquitto."""
 from __future__ import annotations
 
+import getpass
+import socket
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from gateway.cli import build_parser
 from gateway.compose import COMPOSE_DIR, write_compose_secrets
+from gateway.credentials import Credentials, device_password
+from gateway.localstack import find_binary, free_ports, wait_until
 from reactors import REACTORS
+from tests.helpers import connack
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -67,3 +74,40 @@ def test_no_anonymous_access_in_any_shipped_broker_config():
         if path.is_file():
             for line in path.read_text().splitlines():
                 assert not line.strip().startswith("allow_anonymous true"), path
+
+
+@pytest.mark.integration
+def test_the_compose_broker_config_runs_and_each_listener_takes_only_its_own_accounts(tmp_path):
+    """The compose file's broker config on a real Mosquitto, with its paths and ports made local."""
+    secrets = tmp_path / "secrets"
+    write_compose_secrets(secrets, ["dev-a"])
+    service_port, device_port = free_ports(2)
+    config = (REPO / "mosquitto" / "mosquitto.conf").read_text()
+    for compose_path, local in (("/mosquitto/secrets", secrets), ("/mosquitto/config/acl", REPO / "mosquitto" / "acl"),
+                                ("/mosquitto/config/conf.d", REPO / "mosquitto" / "conf.d"), ("/mosquitto/data", tmp_path),
+                                ("listener 1883 0.0.0.0", f"listener {service_port} 127.0.0.1"),
+                                ("listener 1884 0.0.0.0", f"listener {device_port} 127.0.0.1")):
+        config = config.replace(compose_path, str(local))
+    (tmp_path / "mosquitto.conf").write_text(f"user {getpass.getuser()}\n{config}")
+    broker = subprocess.Popen([find_binary("mosquitto"), "-c", str(tmp_path / "mosquitto.conf")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: _accepts(device_port), 10, "the compose broker", broker)
+        credentials = Credentials.load_or_create(secrets / "credentials.json")
+        device = ("dev-a", device_password(credentials.fleet_secret, "dev-a"))
+        service = ("sink", credentials.mqtt["sink"])
+        assert not connack(service_port, *service).is_failure
+        assert not connack(device_port, *device).is_failure
+        for port, account in ((service_port, device), (device_port, service), (service_port, (None,)), (device_port, (None,))):
+            assert connack(port, *account).is_failure, (port, account[0])
+    finally:
+        broker.terminate()
+        broker.wait(10)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False

@@ -10,7 +10,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from gateway.credentials import device_password
-from tests.helpers import MqttObserver, wait_for
+from tests.helpers import MqttObserver, connack, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -70,21 +70,6 @@ def test_wildcards_in_a_username_do_not_authenticate(stack, username):
     finally:
         client.loop_stop()
     assert result["reason"].is_failure
-
-
-def connack(port: int, username: str, password: str) -> paho.ReasonCode:
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"login-{uuid.uuid4().hex[:6]}", protocol=paho.MQTTv5)
-    client.username_pw_set(username, password)
-    answers = []
-    client.on_connect = lambda c, u, flags, reason, props: answers.append(reason)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        wait_for(lambda: answers, 10, "the broker's answer")
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return answers[0]
 
 
 def test_each_listener_takes_only_its_own_accounts(stack):
