@@ -66,7 +66,7 @@ class SteadyLoad:
                 n += 1
                 key, message = self.message(n)
                 future = transport.publish(message)
-                future.add_done_callback(lambda f, k=key: f.exception() or self.acknowledged.setdefault(k, time.time()))
+                future.add_done_callback(lambda f, k=key: f.cancelled() or f.exception() or self.acknowledged.setdefault(k, time.time()))
                 self.published.append(key)
                 await asyncio.sleep(max(0.0, started + n * self.interval - time.monotonic()))
             assert await transport.flush(timeout=30)
