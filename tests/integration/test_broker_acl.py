@@ -96,3 +96,26 @@ def test_a_device_cannot_take_over_a_service_session_or_another_device(stack):
         service.publish("events/event.rejected.v1/dev-a", b"{}")
         other_device.publish("devices/dev-b/telemetry", b'{"seq": 1, "temperature": 20}')
         assert disconnects == []
+
+
+def test_only_admin_reads_sys_and_everything_under_hash(fresh_stack):
+    """Mosquitto grants any subscription and filters each delivery by the ACL; a marker message that
+    the subscriber may read, sent last, shows that nothing before it got through. A fresh broker:
+    no retained messages from other tests."""
+    stack = fresh_stack
+    threshold = MqttObserver(stack.broker.port, "threshold", stack.credentials.mqtt["threshold"],
+                             f"threshold-hash-{uuid.uuid4().hex[:6]}")
+    with admin(stack, "acl-sys") as operator, device(stack, "dev-b") as dev_b, threshold:
+        operator.subscribe("$SYS/broker/version")  # retained: delivered on subscription
+        wait_for(lambda: operator.on("$SYS/"), 10, "$SYS for the admin")
+        for client in (dev_b, threshold):
+            client.subscribe("#")
+            client.subscribe("$SYS/#")
+        operator.publish("devices/dev-a/telemetry", b'{"seq": 1, "temperature": 20}')
+        operator.publish("events/alert.raised.v1/dev-a", b"{}")
+        operator.publish("events/actuation.requested.v1/dev-b", b"marker")  # dev-b may read this
+        operator.publish("events/reading.v1/dev-a", b"marker")  # threshold may read this
+        wait_for(lambda: dev_b.on("events/actuation.requested.v1/dev-b") and threshold.on("events/reading.v1/"), 10,
+                 "the markers")
+        assert [m.topic for m in dev_b.messages] == ["events/actuation.requested.v1/dev-b"]
+        assert [m.topic for m in threshold.messages] == ["events/reading.v1/dev-a"]
