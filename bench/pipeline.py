@@ -177,9 +177,9 @@ class Ours(System):
         for name, command, account in (("ingest", ["ingest"], "ingest"), ("threshold", ["reactor", "threshold"], "threshold"),
                                        ("sink", ["sink"], "sink")):
             env = {**os.environ, **self.stack.env(account), **common}
-            log = open(self.state / f"{name}.log", "w")
-            self.popen[name] = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--log-level", "WARNING", *command],
-                                                env=env, stdout=log, stderr=subprocess.STDOUT)
+            with open(self.state / f"{name}.log", "w") as log:
+                self.popen[name] = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--log-level", "WARNING",
+                                                     *command], env=env, stdout=log, stderr=subprocess.STDOUT)
             self.processes[name] = self.popen[name].pid
         try:
             for name, pid in self.processes.items():
