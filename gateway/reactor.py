@@ -57,7 +57,7 @@ from .events import (
     utc_now,
 )
 from .manifest import ServiceSpec
-from .service import event_message
+from .service import event_message, ignored_retained
 from .state import Changes, StateStore
 from .topics import event_filter, validate_id
 from .transport import Delivery, Message, Transport
@@ -319,9 +319,7 @@ class ReactorRunner:
         return facts
 
     def _outcomes(self, message: Message) -> list[Event]:
-        if message.retain:  # a stored copy handed to a new subscription: stale or forged, never a new fact
-            self.counts["ignored_retained"] += 1
-            log.warning("%s ignored a retained message on %s", self.reactor.name, message.topic[:128])
+        if ignored_retained(message, self.counts, self.reactor.name):
             return []
         try:
             event = decode_event(message.payload, topic=message.topic, now=self.clock())

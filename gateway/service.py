@@ -5,6 +5,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from .errors import ChoreoError, ConfigError
@@ -53,6 +54,16 @@ async def consume(transport: Transport, stop: asyncio.Event, process: Callable[[
         delivery = await transport.receive(timeout=0.5)
         if delivery is not None:
             process(delivery)
+
+
+def ignored_retained(message: Message, counts: Counter[str], who: str) -> bool:
+    """True (counted and logged) for a retained message on a fact topic: a stored copy that the
+    broker hands to each new subscription, stale or forged, never a new fact."""
+    if not message.retain:
+        return False
+    counts["ignored_retained"] += 1
+    log.warning("%s ignored a retained message on %s", who, message.topic[:128])
+    return True
 
 
 def event_message(event: Event) -> Message:

@@ -24,7 +24,7 @@ from ..errors import InvalidInput, StoreError
 from ..events import EventRejectedV1, decode_event, new_event, utc_now
 from ..manifest import ServiceSpec
 from ..settings import InfluxSettings
-from ..service import publish_events
+from ..service import ignored_retained, publish_events
 from ..topics import EVENTS_FILTER
 from ..transport import Delivery, Message, Transport
 from .schema import event_lines
@@ -143,9 +143,7 @@ class Sink:
     def _add(self, delivery: Delivery) -> None:
         self.counts["received"] += 1
         message = delivery.message
-        if message.retain:  # a stored copy handed to a new subscription: stale or forged, never a new fact
-            self.counts["ignored_retained"] += 1
-            log.warning("sink ignored a retained message on %s", message.topic[:128])
+        if ignored_retained(message, self.counts, "sink"):
             delivery.ack()
             return
         try:
