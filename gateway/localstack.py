@@ -132,14 +132,14 @@ class Broker:
         write_private(services, self.credentials.service_password_file())
         write_private(devices, self.credentials.device_password_file(self.device_ids))
         self.tls = make_tls_files(self.state_dir / "tls")
-        acl = f"allow_anonymous false\nacl_file {MOSQUITTO_DIR / 'acl'}\n"
-        device_listener = f"{acl}password_file {devices}\nuse_username_as_clientid true\n"
+        every_listener = f"allow_anonymous false\nacl_file {MOSQUITTO_DIR / 'acl'}\n"  # per_listener_settings
+        device_listener = f"{every_listener}password_file {devices}\nuse_username_as_clientid true\n"
         config = self.state_dir / "mosquitto.conf"
         config.write_text(
             "per_listener_settings true\n"
             f"user {getpass.getuser()}\n"
             f"persistence_location {self.state_dir}/\n"
-            f"listener {self.port} 127.0.0.1\n{acl}password_file {services}\n"
+            f"listener {self.port} 127.0.0.1\n{every_listener}password_file {services}\n"
             f"listener {self.device_port} 127.0.0.1\n{device_listener}"
             f"listener {self.tls_port} 127.0.0.1\n{device_listener}"
             f"cafile {self.tls['ca.crt']}\n"
