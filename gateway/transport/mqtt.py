@@ -27,6 +27,11 @@ PERMANENT_REFUSALS = frozenset({1, 2, 4, 5, 129, 130, 132, 133, 134, 135, 138, 1
 SUCCESS = 0
 SUBACK_TIMEOUT = 10.0
 PUBACK = struct.Struct("!BBH")
+PUBLISH = 0x30
+TOPIC_LENGTH = MID = struct.Struct("!H")
+NO_PROPERTIES = b"\x00"
+MAX_TOPIC_BYTES = 65535
+MAX_REMAINING_LENGTH = 268_435_455
 
 
 class _InflightStore(PersistentStorage):
@@ -41,14 +46,9 @@ class _InflightStore(PersistentStorage):
     def __init__(self, on_acknowledged: Callable[[], None]) -> None:
         super().__init__()
         self.pending: dict[int, tuple[Message, asyncio.Future[None]]] = {}
-        self.last_mid: int | None = None
         self.orphans: list[tuple[Message, asyncio.Future[None]]] = []
         self.free_id: Callable[[int], None] = lambda mid: None
         self._on_acknowledged = on_acknowledged
-
-    def push_message(self, mid: int, raw_package: bytes) -> None:
-        super().push_message(mid, raw_package)
-        self.last_mid = mid
 
     def remove_message_by_mid(self, mid: int) -> None:
         super().remove_message_by_mid(mid)
@@ -78,7 +78,9 @@ class MqttTransport:
         self._send_window = MQTT_RECEIVE_MAXIMUM - 2
         self._connected = asyncio.Event()
         self._connection_count = 0  # a delivery from an earlier connection must not be acknowledged
-        self._pubacks = bytearray()  # acknowledgements written together once per event-loop turn
+        # PUBLISH and PUBACK packets, written together once per event-loop turn: one system call
+        # for a burst instead of one per message.
+        self._outgoing = bytearray()
         self._subacks: dict[int, asyncio.Future[tuple[int, ...]]] = {}
         self._closing = False
         self._planned_outage: float | None = None
@@ -125,7 +127,7 @@ class MqttTransport:
         try:
             if self._connected.is_set():
                 await self.flush(timeout=5.0)
-                self._write_pubacks()
+                self._write_outgoing()
         finally:
             await self._client.disconnect()
 
@@ -205,12 +207,17 @@ class MqttTransport:
         if connection != self._connection_count:
             log.debug("not acknowledging a delivery from an earlier connection; the broker sends it again")
             return
-        if not self._pubacks:
-            asyncio.get_running_loop().call_soon(self._write_pubacks)
-        self._pubacks += PUBACK.pack(0x40, 2, mid)  # MQTT 5: remaining length 2 means reason "success"
+        self._write_soon(PUBACK.pack(0x40, 2, mid))  # MQTT 5: remaining length 2 means reason "success"
 
-    def _write_pubacks(self) -> None:
-        data, self._pubacks = bytes(self._pubacks), bytearray()
+    def _write_soon(self, packet: bytes) -> None:
+        if not self._outgoing:
+            asyncio.get_running_loop().call_soon(self._write_outgoing)
+        self._outgoing += packet
+
+    def _write_outgoing(self) -> None:
+        """Write what was queued in this loop turn; without a connection it is dropped, because
+        unacknowledged publishes are kept in the store and sent again after the reconnect."""
+        data, self._outgoing = bytes(self._outgoing), bytearray()
         connection = self._client._connection
         if data and connection is not None and self._connected.is_set():
             connection._protocol.write_data(data)
@@ -257,17 +264,22 @@ class MqttTransport:
             self._send(*self._backlog.popleft())
 
     def _send(self, message: Message, future: asyncio.Future[None]) -> None:
+        mid = self._client._package_handler.id_generator.next_id() if message.qos else None
         try:
-            self._client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
-        except Exception as exc:  # gmqtt raises on oversized payloads and closed sockets alike
+            packet = publish_packet(message, mid)
+        except ValueError as exc:
+            if mid is not None:
+                self._client._package_handler.id_generator.free_id(mid)
             self.stats.publish_failures += 1
-            future.set_exception(TransportError(f"publish to {message.topic} failed: {exc}", topic=message.topic))
+            future.set_exception(TransportError(f"publish to {message.topic[:128]} failed: {exc}", topic=message.topic))
             return
+        self._write_soon(packet)
         self.stats.published += 1
-        if message.qos == 0:
+        if mid is None:
             future.set_result(None)
-        else:
-            self._store.pending[self._store.last_mid] = (message, future)
+        else:  # kept until PUBACK: gmqtt sends it again after a reconnect that kept the session
+            self._store.push_message(mid, packet)
+            self._store.pending[mid] = (message, future)
 
     def drop_connection(self, offline_for: float) -> None:
         # The reconnect gmqtt schedules reads its delay only when it runs, after _on_disconnect.
@@ -284,6 +296,29 @@ class MqttTransport:
             return True
         done, _ = await asyncio.wait(futures, timeout=timeout)
         return len(done) == len(futures)
+
+
+def publish_packet(message: Message, mid: int | None) -> bytes:
+    """An MQTT 5 PUBLISH packet without properties (3.3); `mid` is None for QoS 0."""
+    topic = message.topic.encode()
+    if len(topic) > MAX_TOPIC_BYTES:
+        raise ValueError(f"topic of {len(topic)} bytes exceeds MQTT's {MAX_TOPIC_BYTES}")
+    header = TOPIC_LENGTH.pack(len(topic)) + topic + (b"" if mid is None else MID.pack(mid)) + NO_PROPERTIES
+    length = len(header) + len(message.payload)
+    if length > MAX_REMAINING_LENGTH:
+        raise ValueError(f"payload of {len(message.payload)} bytes exceeds MQTT's packet limit")
+    flags = (1 if mid is not None else 0) << 1 | message.retain
+    return bytes((PUBLISH | flags,)) + _variable_byte_integer(length) + header + message.payload
+
+
+def _variable_byte_integer(value: int) -> bytes:
+    """MQTT's length encoding (1.5.5): seven bits a byte, low bits first, high bit = more follows."""
+    encoded = bytearray()
+    while True:
+        value, digit = value >> 7, value & 0x7F
+        encoded.append(digit | (0x80 if value else 0))
+        if not value:
+            return bytes(encoded)
 
 
 def _message(topic: str | bytes, payload: bytes, qos: int, properties: dict) -> Message:

@@ -157,3 +157,28 @@ async def test_replicas_split_a_shared_subscription_within_their_acl(stack):
         await async_wait_for(all_arrived, 10, "20 deliveries across the replicas")
     assert sorted(received["a"] + received["b"]) == list(range(20))  # each message to exactly one replica
     assert received["a"] and received["b"]
+
+
+@pytest.mark.parametrize("size", [0, 1, 100, 127 - 8, 128, 16_383, 16_384, 200_000])
+async def test_publish_packets_of_every_length_encoding_reach_an_independent_client(stack, size):
+    """Our PUBLISH encoder around the one-, two- and three-byte remaining-length boundaries
+    (the topic and packet id add a few bytes), at QoS 1 and at QoS 0 (no packet id)."""
+    topic = unique("size")
+    payload = bytes(n % 251 for n in range(size))
+    with MqttObserver(stack.broker.port, "admin", stack.credentials.mqtt["admin"], unique("paho")) as paho:
+        paho.subscribe(f"{topic}/#")
+        async with MqttTransport(admin_config(stack, unique("pub"), clean_start=True, session_expiry=0)) as publisher:
+            await publisher.publish(Message(f"{topic}/q1", payload))
+            await publisher.publish(Message(f"{topic}/q0", payload, qos=0))
+            await async_wait_for(lambda: paho.on(f"{topic}/q1") and paho.on(f"{topic}/q0"), 10, "both messages")
+    assert paho.on(f"{topic}/q1")[0].payload == payload
+    assert paho.on(f"{topic}/q0")[0].payload == payload
+
+
+async def test_a_topic_too_long_for_mqtt_fails_its_publish_alone(stack):
+    async with MqttTransport(admin_config(stack, unique("pub"), clean_start=True, session_expiry=0)) as publisher:
+        refused = publisher.publish(Message("t" * 70_000, b"x"))
+        with pytest.raises(TransportError, match="exceeds MQTT's 65535"):
+            await refused
+        await publisher.publish(Message(unique("after"), b"still works"))
+        assert publisher.stats.publish_failures == 1
