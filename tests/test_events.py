@@ -19,6 +19,7 @@ from gateway.events import (
     ReadingV1,
     decode_event,
     new_event,
+    _ulid,
     new_event_id,
 )
 
@@ -95,6 +96,15 @@ def test_ids_are_unique_and_sortable_by_time():
     assert all(len(i) == 26 for i in ids)
     first, later = ids[0], new_event_id()
     assert first[:10] <= later[:10]  # the first 10 characters are the millisecond timestamp
+
+
+@pytest.mark.parametrize("milliseconds, entropy, expected", [
+    (1469918176385, bytes(10), "01ARYZ6S410000000000000000"),  # the ULID specification's timestamp
+    (0, b"\xff" * 10, "0000000000ZZZZZZZZZZZZZZZZ"),
+    (2**48 - 1, bytes(9) + b"\x1f", "7ZZZZZZZZZ000000000000000Z"),
+])
+def test_ulids_spell_timestamp_and_entropy_in_crockford_base32(milliseconds, entropy, expected):
+    assert _ulid(milliseconds, entropy) == expected
 
 
 @pytest.mark.parametrize(

@@ -70,7 +70,8 @@ class Ingest:
         decoded = simjson.decode(payload, received)
         self.counts[decoded.data.event_type] += 1
         self._track_sequence(device_id, decoded.sequence)
-        data = decoded.data.model_copy(update=self.registry.describe(device_id))
+        location = self.registry.describe(device_id)
+        data = decoded.data.model_copy(update=location) if location else decoded.data
         time = decoded.time or received
         # Without a device clock a redelivery cannot be recognised; with one, it maps to the same id.
         event_id = derived_event_id(time, topic.encode() + b"\0" + payload) if decoded.time else None

@@ -95,7 +95,7 @@ def _parse(payload: bytes) -> dict:
     if len(payload) > MAX_PAYLOAD:
         raise InvalidInput(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
     try:
-        document = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique)
+        document = _JSON.decode(payload.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
     except RecursionError:
@@ -121,6 +121,9 @@ def _unique(pairs: list[tuple[str, object]]) -> dict:
 
 def _reject_constant(name: str) -> float:
     raise InvalidInput(f"payload contains {name}, which is not a number")
+
+
+_JSON = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique)
 
 
 def _parse_time(value: object, now: datetime) -> datetime | None:
