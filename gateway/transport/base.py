@@ -89,7 +89,7 @@ class InboundQueue:
         self.limit = limit
         self.stats = stats
         self._items: deque[Delivery] = deque()
-        self._not_empty = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # the consumer's, while the queue is empty
 
     def offer(self, delivery: Delivery) -> None:
         self.stats.received += 1
@@ -97,21 +97,27 @@ class InboundQueue:
             self.stats.dropped += 1
             return
         self._items.append(delivery)
-        self._not_empty.set()
+        _wake(self._waiter)
 
     async def get(self, timeout: float | None) -> Delivery | None:
         """The next delivery, waiting at most `timeout` seconds (None: no limit, 0: no wait)."""
         if not self._items and timeout != 0:
+            # A bare future and a timer: asyncio.wait_for would start a task for every wait.
+            loop = asyncio.get_running_loop()
+            self._waiter = loop.create_future()
+            timer = loop.call_later(timeout, _wake, self._waiter) if timeout is not None else None
             try:
-                await asyncio.wait_for(self._not_empty.wait(), timeout)
-            except TimeoutError:
-                pass
-        if not self._items:
-            return None
-        delivery = self._items.popleft()
-        if not self._items:
-            self._not_empty.clear()
-        return delivery
+                await self._waiter
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+        return self._items.popleft() if self._items else None
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
 
 
 @dataclass(frozen=True, slots=True)

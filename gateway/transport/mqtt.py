@@ -10,7 +10,9 @@ from collections.abc import Callable
 from typing import Any, Self
 
 import gmqtt
+import gmqtt.mqtt.connection
 from gmqtt.mqtt.handler import MQTTConnectError
+from gmqtt.mqtt.protocol import BaseMQTTProtocol, MQTTProtocol
 from gmqtt.storage import PersistentStorage
 
 from ..errors import TransportError
@@ -63,6 +65,37 @@ class _InflightStore(PersistentStorage):
         self.orphans.extend(self.pending.values())
         self.pending.clear()
         super().clear()
+
+
+class _ParsingProtocol(MQTTProtocol):
+    """gmqtt's protocol, parsing packets the moment bytes arrive.
+
+    gmqtt feeds the bytes to a StreamReader that a reading task drains, which costs an extra
+    event-loop step (a task wake-up) for every burst; packets and their order are the same.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unparsed = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        BaseMQTTProtocol.connection_made(self, transport)  # without MQTTProtocol's reading task
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._unparsed + data if self._unparsed else data
+        parsed = self._read_packet(buffer)
+        if parsed < 0:  # a length field longer than MQTT allows
+            log.error("malformed packet from the broker; closing the connection")
+            self._transport.close()
+            return
+        self._unparsed = buffer[parsed:]
+
+    def eof_received(self) -> bool:
+        return False  # the broker closed its side: close ours, as gmqtt's reading task does
+
+
+# gmqtt builds each connection's protocol from this module attribute.
+gmqtt.mqtt.connection.MQTTProtocol = _ParsingProtocol
 
 
 class MqttTransport:
