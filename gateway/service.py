@@ -8,6 +8,8 @@ import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
+import uvloop
+
 from .errors import ChoreoError, ConfigError
 from .events import Event
 from .topics import event_topic
@@ -26,7 +28,9 @@ def configure_logging(level: str = "INFO") -> None:
 def serve(name: str, main: Callable[[asyncio.Event], Awaitable[object]],
           reload: Callable[[], None] | None = None) -> int:
     """Run `main(stop)` until it returns; SIGTERM or SIGINT sets `stop` for a clean shutdown,
-    SIGHUP calls `reload` (if given) to re-read settings without a restart."""
+    SIGHUP calls `reload` (if given) to re-read settings without a restart.
+
+    The event loop is uvloop's: same asyncio API, less CPU for each wake-up (README, Performance)."""
 
     async def runner() -> None:
         stop = asyncio.Event()
@@ -38,7 +42,7 @@ def serve(name: str, main: Callable[[asyncio.Event], Awaitable[object]],
         await main(stop)
 
     try:
-        asyncio.run(runner())
+        uvloop.run(runner())
     except ConfigError as exc:
         print(f"choreo {name}: {exc.message}", file=sys.stderr)
         return EXIT_CONFIG
