@@ -55,9 +55,14 @@ def encode_point(measurement: str, tags: Mapping[str, str], fields: Mapping[str,
     """One line; tags are sorted by key, as InfluxDB recommends for write performance."""
     if not fields:
         raise InvalidInput(f"point in {measurement!r} has no fields")
-    head = [_name(measurement, "measurement")]
-    for key in sorted(tags):
-        if tags[key]:  # an empty tag value is not allowed: omit the tag
-            head.append(f"{_name(key, 'tag key')}={_name(tags[key], 'tag value')}")
     body = ",".join(f"{_name(key, 'field key')}={_field_value(key, value)}" for key, value in fields.items())
-    return f"{','.join(head)} {body} {timestamp_ns}"
+    return f"{_series(measurement, tuple(sorted(tags.items())))} {body} {timestamp_ns}"
+
+
+@lru_cache(maxsize=65536)
+def _series(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
+    """Measurement and tag set, escaped; cached, as a device's series recur with every reading."""
+    head = [_name(measurement, "measurement")]
+    head += [f"{_name(key, 'tag key')}={_name(value, 'tag value')}"
+             for key, value in tags if value]  # an empty tag value is not allowed: omit the tag
+    return ",".join(head)
