@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from .errors import ConfigError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS seen (n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS seen_batches (n INTEGER PRIMARY KEY, ids TEXT NOT NULL, count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS sources (source TEXT PRIMARY KEY, sequence INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS timers (key TEXT, name TEXT, deadline TEXT NOT NULL, cause TEXT NOT NULL,
                                    PRIMARY KEY (key, name));
@@ -51,15 +52,29 @@ class StateStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(SCHEMA)
+            self._migrate_seen()
         except sqlite3.Error as exc:
             raise ConfigError(f"reactor state {path}: {exc}; move the file away to start empty") from None
+        # (row, number of ids) of each batch of handled ids, oldest first: what to trim is decided here
+        self._seen_batches: deque[tuple[int, int]] = deque(self.db.execute("SELECT n, count FROM seen_batches ORDER BY n"))
+        self._seen_held = sum(count for _, count in self._seen_batches)
+
+    def _migrate_seen(self) -> None:
+        """Before 0.2 each handled id had a row of its own; now each checkpoint's ids share one."""
+        db = self.db
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'seen'").fetchone():
+            ids = [row[0] for row in db.execute("SELECT id FROM seen ORDER BY n")]
+            with db:
+                if ids:
+                    db.execute("INSERT INTO seen_batches (ids, count) VALUES (?, ?)", ("\n".join(ids), len(ids)))
+                db.execute("DROP TABLE seen")
 
     def load(self) -> dict[str, Any]:
         db = self.db
         meta = dict(db.execute("SELECT name, value FROM meta"))
         return {
             "states": {key: json.loads(value) for key, value in db.execute("SELECT key, value FROM state")},
-            "seen": [row[0] for row in db.execute("SELECT id FROM seen ORDER BY n")],
+            "seen": [i for (ids,) in db.execute("SELECT ids FROM seen_batches ORDER BY n") for i in ids.split("\n")],
             "sources": dict(db.execute("SELECT source, sequence FROM sources")),
             "timers": [(key, name, deadline, tuple(json.loads(cause)))
                        for key, name, deadline, cause in db.execute("SELECT key, name, deadline, cause FROM timers")],
@@ -72,9 +87,7 @@ class StateStore:
         db.execute("BEGIN")
         try:
             db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", changes.states.items())
-            db.executemany("INSERT INTO seen (id) VALUES (?)", ((i,) for i in changes.seen))
-            if changes.seen:
-                db.execute("DELETE FROM seen WHERE n <= (SELECT MAX(n) FROM seen) - ?", (changes.seen_window,))
+            batch, trimmed = self._write_seen(changes.seen, changes.seen_window)
             db.executemany("INSERT OR REPLACE INTO sources VALUES (?, ?)", changes.sources.items())
             for (key, name), timer in changes.timers.items():
                 if timer is None:
@@ -91,3 +104,24 @@ class StateStore:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        if batch is not None:
+            self._seen_batches.append(batch)
+            self._seen_held += batch[1]
+        for _ in range(trimmed):
+            self._seen_held -= self._seen_batches.popleft()[1]
+
+    def _write_seen(self, ids: list[str], window: int) -> tuple[tuple[int, int] | None, int]:
+        """Store the checkpoint's handled ids as one row, and delete the oldest rows that the newest
+        `window` ids no longer need; returns the new (row, count) and how many old rows went."""
+        if not ids:
+            return None, 0
+        row = self.db.execute("INSERT INTO seen_batches (ids, count) VALUES (?, ?)", ("\n".join(ids), len(ids))).lastrowid
+        held, trimmed = self._seen_held + len(ids), 0
+        for n, count in self._seen_batches:
+            if held - count < window:
+                break
+            held -= count
+            trimmed += 1
+        if trimmed:
+            self.db.execute("DELETE FROM seen_batches WHERE n <= ?", (self._seen_batches[trimmed - 1][0],))
+        return (row, len(ids)), trimmed

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from gateway.errors import TransportError
 from gateway.events import AlertRaisedV1, Event, Measurement, ReadingV1, new_event
 from gateway.reactor import Reactor, ReactorRunner
-from gateway.state import StateStore
+from gateway.state import Changes, StateStore
 from gateway.testing import ReactorHarness
 from tests.helpers import async_wait_for
 from gateway.topics import event_topic
@@ -113,7 +113,7 @@ def committed(path) -> dict:
     """What another process would find in the state database."""
     with sqlite3.connect(path) as db:
         return {"sequence": dict(db.execute("SELECT * FROM meta")).get("sequence"),
-                "seen": [row[0] for row in db.execute("SELECT id FROM seen")],
+                "seen": [i for (ids,) in db.execute("SELECT ids FROM seen_batches ORDER BY n") for i in ids.split("\n")],
                 "states": dict(db.execute("SELECT * FROM state")),
                 "outbox": [row[0] for row in db.execute("SELECT id FROM outbox")]}
 
@@ -222,3 +222,24 @@ async def test_a_failed_publish_leaves_the_delivery_unacknowledged():
     failed.set_exception(TransportError("publish backlog full"))
     await asyncio.sleep(0)
     assert not ack.done()
+
+
+def test_the_store_keeps_the_newest_window_of_handled_ids_across_restarts(tmp_path):
+    path, window = tmp_path / "seen.sqlite", 100
+    handled = [f"id-{n:04d}" for n in range(1000)]
+    store = StateStore(path)
+    for start in range(0, len(handled), 30):  # checkpoints of 30 ids, then one of 10
+        store.commit(Changes(seen=handled[start:start + 30], seen_window=window))
+    kept = StateStore(path).load()["seen"]
+    assert kept == handled[-len(kept):]  # the newest, in order
+    assert window <= len(kept) < window + 30  # older rows go once the newer ones hold the window
+
+
+def test_a_state_file_with_one_row_per_handled_id_is_carried_over(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE seen (n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL)")
+        db.executemany("INSERT INTO seen (id) VALUES (?)", [("b",), ("a",), ("c",)])
+    assert StateStore(path).load()["seen"] == ["b", "a", "c"]
+    with sqlite3.connect(path) as db:
+        assert not db.execute("SELECT name FROM sqlite_master WHERE name = 'seen'").fetchall()
