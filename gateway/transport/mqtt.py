@@ -1,22 +1,39 @@
-"""MQTT 5 transport on gmqtt, chosen by bench/mqtt_clients.py (see the README's figures)."""
+"""MQTT 5 transport on gmqtt (chosen by bench/mqtt_clients.py, see the README), with its own per-message path.
+
+gmqtt connects, subscribes, keeps the connection alive and reconnects; PUBLISH and PUBACK, nearly
+all the traffic, are encoded and decoded here (packets.py) and written once per event-loop turn.
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
 import ssl
-import struct
+import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Self
 
 import gmqtt
-import gmqtt.mqtt.connection
+from gmqtt.mqtt.connection import MQTTConnection
 from gmqtt.mqtt.handler import MQTTConnectError
+from gmqtt.mqtt.package import Package
 from gmqtt.mqtt.protocol import BaseMQTTProtocol, MQTTProtocol
 from gmqtt.storage import PersistentStorage
 
 from ..errors import TransportError
 from .base import ClientConfig, Delivery, InboundQueue, Message, TransportStats
+from .packets import (
+    PACKET_TYPE,
+    PUBACK,
+    PUBLISH,
+    MalformedPacket,
+    parse_publish,
+    puback_mid,
+    puback_packet,
+    publish_packet,
+    split_packets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +45,6 @@ MAX_BACKLOG = 1_000_000
 PERMANENT_REFUSALS = frozenset({1, 2, 4, 5, 129, 130, 132, 133, 134, 135, 138, 140, 144, 149, 153, 154, 155, 156, 157})
 SUCCESS = 0
 SUBACK_TIMEOUT = 10.0
-PUBACK = struct.Struct("!BBH")
-PUBLISH = 0x30
-TOPIC_LENGTH = MID = struct.Struct("!H")
-NO_PROPERTIES = b"\x00"
-MAX_TOPIC_BYTES = 65535
-MAX_REMAINING_LENGTH = 268_435_455
 
 
 class _InflightStore(PersistentStorage):
@@ -67,35 +78,64 @@ class _InflightStore(PersistentStorage):
         super().clear()
 
 
-class _ParsingProtocol(MQTTProtocol):
-    """gmqtt's protocol, parsing packets the moment bytes arrive.
+class _FastPathProtocol(MQTTProtocol):
+    """gmqtt's protocol, with PUBLISH and PUBACK handled by the transport as soon as bytes arrive.
 
-    gmqtt feeds the bytes to a StreamReader that a reading task drains, which costs an extra
-    event-loop step (a task wake-up) for every burst; packets and their order are the same.
+    gmqtt feeds the bytes to a StreamReader that a reading task drains (a task wake-up for
+    every burst) and parses each packet in general form; here the two per-message packets
+    go straight to `owner`, and every other packet to gmqtt's handler, in arrival order.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, owner: "MqttTransport", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._owner = owner
         self._unparsed = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         BaseMQTTProtocol.connection_made(self, transport)  # without MQTTProtocol's reading task
 
     def data_received(self, data: bytes) -> None:
-        buffer = self._unparsed + data if self._unparsed else data
-        parsed = self._read_packet(buffer)
-        if parsed < 0:  # a length field longer than MQTT allows
-            log.error("malformed packet from the broker; closing the connection")
+        connection = self._connection
+        if connection._handler.current_connection is not connection:
+            return  # a connection already replaced by a reconnect, as gmqtt's put_package decides
+        connection._last_data_in = time.monotonic()  # keep-alive
+        try:
+            packets, self._unparsed = split_packets(self._unparsed + data if self._unparsed else data)
+            for first_byte, body in packets:
+                kind = first_byte & PACKET_TYPE
+                if kind == PUBLISH and first_byte & 0x06 != 0x04:  # QoS 0 or 1; QoS 2 is gmqtt's
+                    self._owner._received_publish(*parse_publish(first_byte, body))
+                elif kind == PUBACK:
+                    self._owner._received_puback(puback_mid(body))
+                else:
+                    connection.put_package(Package(first_byte, body))
+        except MalformedPacket as exc:
+            log.error("closing the connection: the broker sent %s", exc)
             self._transport.close()
-            return
-        self._unparsed = buffer[parsed:]
 
     def eof_received(self) -> bool:
         return False  # the broker closed its side: close ours, as gmqtt's reading task does
 
 
-# gmqtt builds each connection's protocol from this module attribute.
-gmqtt.mqtt.connection.MQTTProtocol = _ParsingProtocol
+class _Client(gmqtt.Client):
+    """A gmqtt client whose connections use _FastPathProtocol for `owner`."""
+
+    def __init__(self, *args: Any, owner: "MqttTransport", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._owner = owner
+
+    async def _create_connection(self, host: str, port: int, ssl: Any, clean_session: bool,
+                                 keepalive: int) -> MQTTConnection:
+        # gmqtt 0.8.0's Client._create_connection, with our protocol in place of its own
+        self._exit_reconnecting_state()
+        self._package_handler.clear_topics_aliases()
+        self._connack_received.clear()
+        self._connection_lost.clear()
+        protocol = partial(_FastPathProtocol, owner=self._owner, connection_state=self._connection_state,
+                           id_generator=self._package_handler.id_generator)
+        transport, protocol = await asyncio.get_running_loop().create_connection(protocol, host, port, ssl=ssl)
+        return MQTTConnection(transport, protocol, clean_session, keepalive, package_handler=self._package_handler,
+                              logger=self._logger)
 
 
 class MqttTransport:
@@ -124,8 +164,9 @@ class MqttTransport:
         will = None
         if config.will is not None:
             will = gmqtt.Message(config.will.topic, config.will.payload, qos=config.will.qos, retain=config.will.retain)
-        client = gmqtt.Client(
+        client = _Client(
             config.client_id,
+            owner=self,
             clean_session=config.clean_start,
             optimistic_acknowledgement=False,
             will_message=will,
@@ -140,11 +181,8 @@ class MqttTransport:
         client.set_config({"reconnect_retries": -1, "reconnect_delay": INITIAL_BACKOFF})
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_qos0_message
+        client.on_message = self._on_qos2_message
         client.on_subscribe = self._on_subscribe
-        # QoS 1 deliveries bypass gmqtt's callback, which costs a task per message and sends each
-        # PUBACK on its own: ours acknowledge when the consumer says so, in one write per loop turn.
-        client._package_handler._handle_qos_1_publish_packet = self._on_qos1_message
         return client
 
     @property
@@ -226,21 +264,33 @@ class MqttTransport:
         client.reconnect_delay = min(max(client.reconnect_delay, INITIAL_BACKOFF) * 2, MAX_BACKOFF)
         log.warning("lost the broker connection; reconnecting in %.1fs", client.reconnect_delay)
 
-    def _on_qos0_message(self, client: gmqtt.Client, topic: str | bytes, payload: bytes, qos: int,
-                         properties: dict) -> int:
-        self._inbound.offer(Delivery(_message(topic, payload, qos, properties)))
-        return SUCCESS
-
-    def _on_qos1_message(self, mid: int, payload: bytes, topic: str | bytes, properties: dict) -> None:
+    def _received_publish(self, message: Message, mid: int | None) -> None:
+        """A QoS 0 or 1 delivery; QoS 1 is acknowledged when the consumer says so, in one write
+        per loop turn with everything else."""
+        if mid is None:
+            self._inbound.offer(Delivery(message))
+            return
         connection = self._connection_count
-        message = _message(topic, payload, 1, properties)
         self._inbound.offer(Delivery(message, lambda: self._acknowledge(mid, connection)))
+
+    def _received_puback(self, mid: int) -> None:
+        """The broker has one of our publishes: free its packet id and resolve its future."""
+        self._client._package_handler.id_generator.free_id(mid)
+        self._store.remove_message_by_mid(mid)
+
+    def _on_qos2_message(self, client: gmqtt.Client, topic: str | bytes, payload: bytes, qos: int,
+                         properties: dict) -> int:
+        """Only if a broker sends QoS 2 though every subscription asks for at most 1; gmqtt acknowledges."""
+        if isinstance(topic, bytes):
+            topic = topic.decode("utf-8", errors="replace")
+        self._inbound.offer(Delivery(Message(topic, payload, qos, bool(properties.get("retain")))))
+        return SUCCESS
 
     def _acknowledge(self, mid: int, connection: int) -> None:
         if connection != self._connection_count:
             log.debug("not acknowledging a delivery from an earlier connection; the broker sends it again")
             return
-        self._write_soon(PUBACK.pack(0x40, 2, mid))  # MQTT 5: remaining length 2 means reason "success"
+        self._write_soon(puback_packet(mid))
 
     def _write_soon(self, packet: bytes) -> None:
         if not self._outgoing:
@@ -329,32 +379,3 @@ class MqttTransport:
             return True
         done, _ = await asyncio.wait(futures, timeout=timeout)
         return len(done) == len(futures)
-
-
-def publish_packet(message: Message, mid: int | None) -> bytes:
-    """An MQTT 5 PUBLISH packet without properties (3.3); `mid` is None for QoS 0."""
-    topic = message.topic.encode()
-    if len(topic) > MAX_TOPIC_BYTES:
-        raise ValueError(f"topic of {len(topic)} bytes exceeds MQTT's {MAX_TOPIC_BYTES}")
-    header = TOPIC_LENGTH.pack(len(topic)) + topic + (b"" if mid is None else MID.pack(mid)) + NO_PROPERTIES
-    length = len(header) + len(message.payload)
-    if length > MAX_REMAINING_LENGTH:
-        raise ValueError(f"payload of {len(message.payload)} bytes exceeds MQTT's packet limit")
-    flags = (1 if mid is not None else 0) << 1 | message.retain
-    return bytes((PUBLISH | flags,)) + _variable_byte_integer(length) + header + message.payload
-
-
-def _variable_byte_integer(value: int) -> bytes:
-    """MQTT's length encoding (1.5.5): seven bits a byte, low bits first, high bit = more follows."""
-    encoded = bytearray()
-    while True:
-        value, digit = value >> 7, value & 0x7F
-        encoded.append(digit | (0x80 if value else 0))
-        if not value:
-            return bytes(encoded)
-
-
-def _message(topic: str | bytes, payload: bytes, qos: int, properties: dict) -> Message:
-    if isinstance(topic, bytes):
-        topic = topic.decode("utf-8", errors="replace")
-    return Message(topic, payload, qos, bool(properties.get("retain")))
