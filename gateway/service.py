@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -41,6 +42,10 @@ def serve(name: str, main: Callable[[asyncio.Event], Awaitable[object]],
             loop.add_signal_handler(signal.SIGHUP, reload)
         await main(stop)
 
+    # Collect cycles after 50,000 new objects instead of 700: every message allocates dozens that
+    # die young without cycles, and the default spent a tenth of a busy service's CPU in the collector.
+    gc.freeze()
+    gc.set_threshold(50_000)
     try:
         uvloop.run(runner())
     except ConfigError as exc:
