@@ -190,6 +190,8 @@ class MqttTransport:
         return self._connected.is_set()
 
     async def __aenter__(self) -> Self:
+        # kept: asyncio.get_running_loop() makes a getpid() system call each time
+        self._loop = asyncio.get_running_loop()
         await self._connect_with_backoff()
         return self
 
@@ -294,7 +296,7 @@ class MqttTransport:
 
     def _write_soon(self, packet: bytes) -> None:
         if not self._outgoing:
-            asyncio.get_running_loop().call_soon(self._write_outgoing)
+            self._loop.call_soon(self._write_outgoing)
         self._outgoing += packet
 
     def _write_outgoing(self) -> None:
@@ -330,7 +332,7 @@ class MqttTransport:
                                      topic=topic_filter, retryable=False)
 
     def publish(self, message: Message) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[None] = self._loop.create_future()
         if message.qos > 0 and (self._backlog or len(self._store.pending) >= self._send_window):
             if len(self._backlog) >= MAX_BACKLOG:
                 self.stats.publish_failures += 1
