@@ -72,6 +72,7 @@ class TransportStats:
     published: int = 0
     publish_failures: int = 0
     reconnects: int = 0  # connections made again after one was lost
+    held_back: int = 0  # deliveries kept from the consumer: the broker sent beyond our receive maximum
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -98,6 +99,9 @@ class InboundQueue:
             return
         self._items.append(delivery)
         _wake(self._waiter)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     async def get(self, timeout: float | None) -> Delivery | None:
         """The next delivery, waiting at most `timeout` seconds (None: no limit, 0: no wait)."""

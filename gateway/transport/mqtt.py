@@ -151,6 +151,8 @@ class MqttTransport:
         self._send_window = MQTT_RECEIVE_MAXIMUM - 2
         self._connected = asyncio.Event()
         self._connection_count = 0  # a delivery from an earlier connection must not be acknowledged
+        self._unacknowledged = 0  # QoS 1 deliveries received on this connection and not yet acknowledged
+        self._acknowledged: asyncio.Future[None] | None = None  # receive() waiting for room
         # PUBLISH and PUBACK packets, written together once per event-loop turn: one system call
         # for a burst instead of one per message.
         self._outgoing = bytearray()
@@ -243,6 +245,7 @@ class MqttTransport:
         # The broker sends again whatever was not acknowledged on the old connection (MQTT 5, 4.4),
         # so an acknowledgement due from then could only hit a packet id it has reused: drop them.
         self._connection_count += 1
+        self._unacknowledged = 0
         # Mosquitto 2.0.11 restores a session from its persistence file without its shared
         # subscriptions (tests/transport/test_mqtt.py shows it), so those are always
         # made again; a shared subscription has no retained messages and is not duplicated.
@@ -273,6 +276,7 @@ class MqttTransport:
             self._inbound.offer(Delivery(message))
             return
         connection = self._connection_count
+        self._unacknowledged += 1
         self._inbound.offer(Delivery(message, lambda: self._acknowledge(mid, connection)))
 
     def _received_puback(self, mid: int) -> None:
@@ -292,6 +296,9 @@ class MqttTransport:
         if connection != self._connection_count:
             log.debug("not acknowledging a delivery from an earlier connection; the broker sends it again")
             return
+        self._unacknowledged -= 1
+        if self._acknowledged is not None and not self._acknowledged.done():
+            self._acknowledged.set_result(None)
         self._write_soon(puback_packet(mid))
 
     def _write_soon(self, packet: bytes) -> None:
@@ -372,7 +379,24 @@ class MqttTransport:
         self._client._connection._transport.abort()
 
     async def receive(self, timeout: float | None = None) -> Delivery | None:
+        """The next delivery; at most `receive_maximum` of them unacknowledged in the consumer's hands.
+
+        A broker should never send more (MQTT 5, 4.9), but Mosquitto 2.0.11 does once acknowledgements
+        flow; the surplus waits here as received, not as work in progress (README, Performance).
+        """
+        if self._in_hand() >= self.config.receive_maximum:
+            self.stats.held_back += 1
+            self._acknowledged = self._loop.create_future()
+            try:
+                await asyncio.wait_for(self._acknowledged, timeout)
+            except TimeoutError:
+                return None
+            finally:
+                self._acknowledged = None
         return await self._inbound.get(timeout)
+
+    def _in_hand(self) -> int:
+        return self._unacknowledged - len(self._inbound)  # received minus still queued
 
     async def flush(self, timeout: float) -> bool:
         futures = [future for _, future in self._store.pending.values()]

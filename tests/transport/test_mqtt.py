@@ -1,6 +1,7 @@
 """What only a real broker can show: sessions, redelivery, reconnects and refusals."""
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -182,3 +183,30 @@ async def test_a_topic_too_long_for_mqtt_fails_its_publish_alone(stack):
             await refused
         await publisher.publish(Message(unique("after"), b"still works"))
         assert publisher.stats.publish_failures == 1
+
+
+async def test_the_consumer_never_holds_more_than_the_receive_maximum_unacknowledged(stack):
+    """Mosquitto 2.0.11 sends beyond a client's receive maximum once acknowledgements flow (with 10,
+    over 700 unacknowledged were seen); the surplus must wait in the transport, not reach the consumer."""
+    root, count = unique("flood"), 5000
+    config = admin_config(stack, unique("consumer"), clean_start=True, session_expiry=0, receive_maximum=10)
+    async with MqttTransport(config) as consumer:
+        await consumer.subscribe(f"{root}/#")
+        in_hand, most, received = 0, 0, 0
+
+        def acknowledge(delivery):
+            nonlocal in_hand
+            in_hand -= 1
+            delivery.ack()
+
+        async with MqttTransport(admin_config(stack, unique("pub"), clean_start=True, session_expiry=0)) as publisher:
+            for n in range(count):
+                publisher.publish(Message(f"{root}/{n % 50}", b"x"))
+            while received < count:
+                delivery = await consumer.receive(timeout=10)
+                assert delivery is not None, f"only {received} of {count} arrived"
+                received, in_hand = received + 1, in_hand + 1
+                most = max(most, in_hand)
+                asyncio.get_running_loop().call_soon(acknowledge, delivery)  # a little later, as consumers do
+            assert await publisher.flush(timeout=10)
+    assert most <= 10
