@@ -39,7 +39,7 @@ from bench.report import save  # noqa: E402
 from bench.services import stop, wait_online  # noqa: E402
 from gateway.localstack import DATABASE, LocalStack  # noqa: E402
 from gateway.transport import ClientConfig, Message, MqttTransport  # noqa: E402
-from tests.helpers import influx_query, wait_for  # noqa: E402
+from tests.helpers import influx_query  # noqa: E402
 
 UNBOUNDED_QUEUES = "max_queued_messages 0\nmax_queued_bytes 0\n"  # a flat-out backlog must not be dropped
 LIMIT = 28.0
@@ -137,6 +137,10 @@ class LatencyProbe:
         stop([self.process])
 
 
+def progress(step: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {step}", file=sys.stderr, flush=True)
+
+
 def summary(latencies: list[float]) -> dict:
     ordered = sorted(latencies)
     if not ordered:
@@ -215,8 +219,8 @@ class Peer(System):
 
 # -- the runs ------------------------------------------------------------------------------
 class Bench:
-    def __init__(self, stack: LocalStack, events: int, seconds: float) -> None:
-        self.stack, self.events, self.seconds = stack, events, seconds
+    def __init__(self, stack: LocalStack, events: int, seconds: float, memory_seconds: float = 0) -> None:
+        self.stack, self.events, self.seconds, self.memory_seconds = stack, events, seconds, memory_seconds
         self.password = stack.credentials.mqtt["admin"]
         self.load = Load(stack.broker.port, self.password)
 
@@ -252,22 +256,41 @@ class Bench:
         with system, LatencyProbe(self.stack, system.alert_topic, system.reading_time) as probe:
             self.probe, self.hot_before = probe, self.load.hot
             self.warm_up(system)
+            progress(f"{system.name}: flat out, {self.events:,} readings")
             result = {"flat_out": self.flat_out(system)}
-            result["at_5000"] = self.paced(system, MODERATE_RATE)
-            result["at_80_percent"] = self.paced(system, 0.8 * result["flat_out"]["stored_per_second"])
+            sustained = result["flat_out"]["stored_per_second"]
+            progress(f"{system.name}: {sustained:,.0f} readings/s; now {MODERATE_RATE:,}/s for {self.seconds:.0f} s")
+            result["at_5000"] = self.paced(system, MODERATE_RATE, self.seconds)
+            progress(f"{system.name}: 80% of sustained for {self.seconds:.0f} s")
+            result["at_80_percent"] = self.paced(system, 0.8 * sustained, self.seconds)
+            if self.memory_seconds:
+                progress(f"{system.name}: memory, 80% of sustained for {self.memory_seconds:.0f} s")
+                result["memory_run"] = self.paced(system, 0.8 * sustained, self.memory_seconds, must_complete=False)
             result["peak_rss_mib"] = {name: peak_rss_mib(pid) for name, pid in system.processes.items()}
         return result
 
-    def caught_up(self, system: System, readings: int) -> None:
-        """Until every reading published so far is stored and every alert it causes has arrived."""
-        wait_for(lambda: self.stored(system) >= readings, 300, f"{system.name}: every reading stored")
-        wait_for(lambda: len(self.probe.latencies) >= self.load.hot - self.hot_before, 60, f"{system.name}: every alert")
+    def caught_up(self, system: System, readings: int, timeout: float = 300) -> dict:
+        """Wait until `readings` are stored and every alert caused so far has arrived, at most `timeout`
+        seconds for each; what is still missing then (zeros once caught up)."""
+        deadline = time.monotonic() + timeout
+        missing = lambda: {"readings": max(0, readings - self.stored(system)),  # noqa: E731
+                           "alerts": max(0, self.load.hot - self.hot_before - len(self.probe.latencies))}
+        while missing()["readings"] and time.monotonic() < deadline:
+            time.sleep(0.25)  # a bench may poll
+        deadline = time.monotonic() + min(timeout, 60)
+        while missing()["alerts"] and time.monotonic() < deadline:
+            time.sleep(0.25)
+        return missing()
+
+    def complete(self, system: System, readings: int) -> None:
+        missing = self.caught_up(system, readings)
+        assert not any(missing.values()), f"{system.name} is missing {missing} after the run"
 
     def warm_up(self, system: System) -> None:
         """One reading per device all the way through, before anything is measured."""
         before = self.stored(system)
         asyncio.run(self.load.publish(DEVICES))
-        self.caught_up(system, before + DEVICES)
+        self.complete(system, before + DEVICES)
 
     def flat_out(self, system: System) -> dict:
         """The sustained rate: readings stored per second from the first stored one to the last."""
@@ -283,11 +306,13 @@ class Bench:
         first = first or (started, 0)
         rate = (self.events - first[1]) / (time.perf_counter() - first[0])
         publisher.result()
-        self.caught_up(system, before + self.events)
+        self.complete(system, before + self.events)
         return {"readings": self.events, "stored_per_second": rate, **self.cpu_per_100k(system, cpu, self.events)}
 
-    def paced(self, system: System, rate: float) -> dict:
-        count = int(rate * self.seconds)
+    def paced(self, system: System, rate: float, seconds: float, must_complete: bool = True) -> dict:
+        """`rate` readings/s for `seconds`; with `must_complete` False, readings and alerts still
+        missing a minute after the end are reported instead of failing the bench."""
+        count = int(rate * seconds)
         before, cpu, alerts = self.stored(system), self.cpu(system), len(self.probe.latencies)
         rss: dict[str, list[float]] = {name: [] for name in system.processes}
         publisher = Publishing(self.load, count, rate)
@@ -296,9 +321,15 @@ class Bench:
                 rss[name].append(rss_mib(pid))
             publisher.join(1.0)
         achieved = publisher.result()
-        self.caught_up(system, before + count)
-        return {"rate": rate, "achieved_rate": achieved, "readings": count, "latency": summary(self.probe.latencies[alerts:]),
-                "rss_mib": {name: {"first": s[0], "last": s[-1], "max": max(s)} for name, s in rss.items() if s},
+        if must_complete:
+            self.complete(system, before + count)
+            missing = {"readings": 0, "alerts": 0}
+        else:
+            missing = self.caught_up(system, before + count, timeout=60)
+        return {"rate": rate, "achieved_rate": achieved, "readings": count, "missing_a_minute_after": missing,
+                "latency": summary(self.probe.latencies[alerts:]),
+                "rss_mib": {name: {"first": s[0], "warm": s[len(s) // 10], "last": s[-1], "max": max(s)}
+                            for name, s in rss.items() if s},  # warm: a tenth of the way in
                 **self.cpu_per_100k(system, cpu, count)}
 
     def cpu(self, system: System) -> dict[str, float]:
@@ -309,6 +340,13 @@ class Bench:
     def cpu_per_100k(self, system: System, before: dict[str, float], readings: int) -> dict:
         now = self.cpu(system)
         return {"cpu_seconds_per_100k": {name: (now[name] - before[name]) / readings * 100_000 for name in now}}
+
+
+def servers_bound(run: dict, cores: int) -> float:
+    """The rate at which the broker's and InfluxDB's share of the work alone would use every core:
+    a ceiling for the system however cheap its own processes were."""
+    per_reading = sum(run["cpu_seconds_per_100k"][name] for name in SERVERS) / 100_000
+    return cores / per_reading
 
 
 def print_report(result: dict) -> None:
@@ -328,6 +366,14 @@ def print_report(result: dict) -> None:
     rows.append(("achieved rate of the 5,000/s run", *(f"{result[s]['at_5000']['achieved_rate']:,.0f}" for s in systems)))
     rows.append(("peak RSS (MiB, largest process)", *(
         f"{max(result[s]['peak_rss_mib'].values()):.0f}" for s in systems)))
+    if all("memory_run" in result[s] for s in systems):
+        rows.append(("memory run: readings/s, readings and alerts still missing a minute after it", *(
+            f"{result[s]['memory_run']['achieved_rate']:,.0f}; {result[s]['memory_run']['missing_a_minute_after']['readings']:,}"
+            f" and {result[s]['memory_run']['missing_a_minute_after']['alerts']:,} of {result[s]['memory_run']['readings']:,}"
+            for s in systems)))
+        rows.append(("RSS over the memory run, a tenth in -> end (MiB, by process)", *(
+            ", ".join(f"{name} {r['warm']:.0f} -> {r['last']:.0f}" for name, r in result[s]["memory_run"]["rss_mib"].items())
+            for s in systems)))
     print(f"\nbroker limit (mosquitto_pub -> mosquitto_sub, QoS 1): {limit:,.0f} msg/s\n")
     print("| figure | " + " | ".join(systems) + " |")
     print("|---|" + "---:|" * len(systems))
@@ -339,6 +385,9 @@ def print_report(result: dict) -> None:
         if "node-red" in result:
             print(f"ours / Node-RED: {ours / result['node-red']['flat_out']['stored_per_second']:.2f}")
     for s in systems:
+        print(f"{s}: the broker and InfluxDB alone, at their flat-out CPU per reading, would fill "
+              f"{result['cores']} cores at {servers_bound(result[s]['flat_out'], result['cores']):,.0f} readings/s")
+    for s in systems:
         per_process = ", ".join(f"{name} {cpu:.1f} s / {result[s]['peak_rss_mib'][name]:.0f} MiB"
                                 for name, cpu in result[s]["at_5000"]["cpu_seconds_per_100k"].items() if name not in SERVERS)
         print(f"{s}, CPU per 100,000 readings and peak RSS by process: {per_process}")
@@ -348,17 +397,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000, help="readings per flat-out run")
     parser.add_argument("--seconds", type=float, default=20, help="length of each paced run")
+    parser.add_argument("--memory-seconds", type=float, default=600,
+                        help="length of the run at 80%% of sustained whose RSS shows growth (0: skip)")
     parser.add_argument("--systems", default="ours,node-red", help="which systems to measure, comma-separated")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as state:
         stack = LocalStack(Path(state))
         stack.broker.extra_config = UNBOUNDED_QUEUES
         with stack:
-            bench = Bench(stack, args.events, args.seconds)
-            result = {"broker_limit_per_second": bench.broker_limit()}
+            bench = Bench(stack, args.events, args.seconds, args.memory_seconds)
+            progress("broker limit: mosquitto_pub -> mosquitto_sub")
+            result = {"cores": os.cpu_count(), "broker_limit_per_second": bench.broker_limit()}
             systems = {"ours": Ours, "node-red": Peer}
             for name in args.systems.split(","):
                 result[name] = bench.measure(systems[name](stack, Path(state)))
+                save("pipeline", result)  # what is measured so far survives a later failure
     print_report(result)
     print(f"\n(all figures in {save('pipeline', result)})")
 
