@@ -72,7 +72,7 @@ class TransportStats:
     published: int = 0
     publish_failures: int = 0
     reconnects: int = 0  # connections made again after one was lost
-    held_back: int = 0  # deliveries kept from the consumer: the broker sent beyond our receive maximum
+    held_back: int = 0  # waits in receive(): the broker sent beyond our receive maximum
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
