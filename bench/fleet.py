@@ -21,13 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.report import print_table, save  # noqa: E402
 from devices.fleet import FleetRunner  # noqa: E402
 from gateway.credentials import Credentials  # noqa: E402
 from gateway.fleet import Fleet  # noqa: E402
 from gateway.localstack import Broker  # noqa: E402
-from bench.report import print_table, save  # noqa: E402
 from gateway.settings import load_settings  # noqa: E402
-
 
 
 def rss_mib() -> float:

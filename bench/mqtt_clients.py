@@ -23,8 +23,8 @@ import aiomqtt  # noqa: E402
 import gmqtt  # noqa: E402
 import paho.mqtt.client as paho  # noqa: E402
 
-from gateway.localstack import Broker  # noqa: E402
 from gateway.credentials import Credentials  # noqa: E402
+from gateway.localstack import Broker  # noqa: E402
 from gateway.transport import ClientConfig, Message, MqttTransport  # noqa: E402
 
 PAYLOAD = b'{"seq":123456,"ts":"2026-11-22T10:00:00.000Z","temperature":21.5}'[:63].ljust(63, b" ")

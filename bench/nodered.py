@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -75,7 +75,7 @@ class NodeRed:
         self.process: subprocess.Popen | None = None
 
     @classmethod
-    def for_stack(cls, stack: LocalStack, **options) -> "NodeRed":
+    def for_stack(cls, stack: LocalStack, **options) -> NodeRed:
         """Node-RED on a LocalStack's broker and database, as their admin."""
         return cls(stack.broker.port, "admin", stack.credentials.mqtt["admin"],
                    stack.influxdb.url, "admin", stack.credentials.influx_admin_password, **options)
@@ -85,7 +85,7 @@ class NodeRed:
         assert self.process is not None, "Node-RED is not running"
         return self.process.pid
 
-    def __enter__(self) -> "NodeRed":
+    def __enter__(self) -> NodeRed:
         install()
         self._dir = tempfile.TemporaryDirectory(prefix="nodered-")
         user_dir = Path(self._dir.name)
@@ -161,7 +161,7 @@ class NodeRed:
         self._query(f"DROP SERIES FROM readings WHERE device = '{PROBE_DEVICE}'")
 
     def _probe(self, observer: MqttObserver, seq: int, timeout: float) -> bool:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         observer.publish(f"devices/{PROBE_DEVICE}/telemetry",
                          json.dumps({"seq": seq, "ts": rfc3339(now), "temperature": self.alert_above + 100}).encode())
         point_time = (int(now.timestamp()) * 1000 + now.microsecond // 1000) * 1_000_000 + seq  # as the flow sets it
@@ -178,7 +178,7 @@ class NodeRed:
 
 def check(messages: int, devices: int = 50, timeout: float = 120.0) -> bool:
     """Publish `messages` readings (temperature and humidity) and see them all stored and every alert raised."""
-    start = datetime.now(timezone.utc) - timedelta(minutes=1)
+    start = datetime.now(UTC) - timedelta(minutes=1)
     readings = []
     for n in range(messages):
         reading = {"seq": n // devices + 1, "ts": rfc3339(start + timedelta(milliseconds=n)),

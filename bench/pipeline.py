@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -66,7 +66,7 @@ class Load:
         self.sent += 1
         value = LIMIT + 2 if seq % 10 == 0 else LIMIT - 8
         self.hot += seq % 10 == 0
-        ts = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        ts = datetime.now(UTC).isoformat(timespec="microseconds")
         payload = f'{{"seq":{seq},"ts":"{ts}","temperature":{value}}}'.encode()
         return Message(f"devices/bench-{device}/telemetry", payload)
 
@@ -128,7 +128,7 @@ class LatencyProbe:
             if payload.startswith("{"):  # not a line of the client's own log
                 self.latencies.append(float(arrived) - self.reading_time(json.loads(payload)))
 
-    def __enter__(self) -> "LatencyProbe":
+    def __enter__(self) -> LatencyProbe:
         self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, text=True)
         threading.Thread(target=self._read, daemon=True).start()
         if not self.subscribed.wait(10):
@@ -177,7 +177,7 @@ class Ours(System):
     def reading_time(self, alert: dict) -> float:
         return epoch(alert["time"])  # a fact's time is the time of the reading that caused it
 
-    def __enter__(self) -> "Ours":
+    def __enter__(self) -> Ours:
         # Session expiry 0: once stopped, ours leaves no session queueing the next system's load.
         common = {"CHOREO_THRESHOLD_MIN_DURATION": "0", "CHOREO_REACTORS_STATE_DIR": str(self.state / "reactors"),
                   "CHOREO_SINK_SPOOL_DIR": str(self.state / "spool"), "CHOREO_MQTT_SESSION_EXPIRY": "0"}
@@ -211,7 +211,7 @@ class Peer(System):
     def reading_time(self, alert: dict) -> float:
         return epoch(alert["ts"])  # copied from the reading by the flow
 
-    def __enter__(self) -> "Peer":
+    def __enter__(self) -> Peer:
         self.node_red.__enter__()
         self.processes["node-red"] = self.node_red.pid
         return self

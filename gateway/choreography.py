@@ -26,7 +26,7 @@ class Manifest:
     instance: str = ""
 
     @classmethod
-    def parse(cls, payload: bytes) -> "Manifest":
+    def parse(cls, payload: bytes) -> Manifest:
         document = json.loads(payload)
         partition = document.get("partition")
         return cls(name=document["name"] + (f"[{partition}]" if partition else ""), status=document["status"], consumes=tuple(document.get("consumes", [])),
@@ -60,7 +60,7 @@ class Choreography:
     stores_everything: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, manifests: list[Manifest]) -> "Choreography":
+    def of(cls, manifests: list[Manifest]) -> Choreography:
         graph = cls()
         for manifest in manifests:
             if manifest.status != "online":

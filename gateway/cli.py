@@ -8,14 +8,14 @@ import logging
 import os
 import sys
 from collections import Counter
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 from .errors import ChoreoError, ConfigError
+from .manifest import ServiceSpec
 from .service import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, configure_logging, serve
 from .settings import Settings, load_settings
-from .manifest import ServiceSpec
 from .state import StateStore
 from .transport import ClientConfig, MqttTransport, Transport
 
@@ -207,8 +207,10 @@ def _serve_consumer(settings: Settings, spec: ServiceSpec, build: Callable[[Tran
             await transport.subscribe(*spec.reads, retained="new")
             transport.publish(spec.manifest(online=True))
             log.info("%s consuming %s", spec.name, ", ".join(spec.reads))
-            await service.run(stop)
-            transport.publish(spec.manifest(online=False))
+            try:
+                await service.run(stop)
+            finally:  # a clean disconnect sends no will: say offline ourselves, also when stopping on an error
+                transport.publish(spec.manifest(online=False))
         log.info("%s stopped: %s %s", spec.name, dict(service.counts), transport.stats.as_dict())
 
     return serve(spec.name, main, reload)

@@ -17,8 +17,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .events import decode_event
 from .errors import ChoreoError, InvalidInput
+from .events import decode_event
 from .history import summarize
 from .localstack import REPO, LocalStack
 from .service import EXIT_FAILED, EXIT_OK

@@ -8,10 +8,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Annotated, ClassVar, Literal
-
-from typing import Union
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import (
     AfterValidator,
@@ -40,7 +38,7 @@ EventId = Annotated[str, Field(pattern=r"^[0-9A-Za-z_-]{10,64}$")]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DIGIT_PAIRS = [high + low for high in _CROCKFORD for low in _CROCKFORD]
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # no event is older (InfluxDB stores nothing before 1677)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # no event is older (InfluxDB stores nothing before 1677)
 MAX_CLOCK_AHEAD = timedelta(minutes=5)  # how far ahead of a receiver's clock an event's time may be
 MAX_SEQUENCE = 2**63 - 1  # InfluxDB and SQLite store 64-bit integers
 
@@ -67,7 +65,7 @@ def _ulid(milliseconds: int, entropy: bytes) -> str:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _utc(value: datetime) -> datetime:
@@ -75,7 +73,7 @@ def _utc(value: datetime) -> datetime:
         raise ValueError("time must carry a UTC offset (RFC 3339)")
     if value < EPOCH:
         raise ValueError("must not be before 1970")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 UtcTime = Annotated[datetime, AfterValidator(_utc)]
@@ -150,7 +148,7 @@ class _ActuatorState(EventData):
     position: Position | None = None
 
     @model_validator(mode="after")
-    def _something_to_set(self) -> "_ActuatorState":
+    def _something_to_set(self) -> _ActuatorState:
         if self.state is None and self.position is None:
             raise ValueError("needs a state or a position")
         return self
@@ -204,7 +202,7 @@ class EventRejectedV1(EventData):
         return payload[: cls.EXCERPT_LIMIT].decode("utf-8", errors="replace")[: cls.EXCERPT_LIMIT]
 
     @classmethod
-    def of(cls, *, reason: str, rejected_by: str, topic: str, payload: bytes) -> "EventRejectedV1":
+    def of(cls, *, reason: str, rejected_by: str, topic: str, payload: bytes) -> EventRejectedV1:
         """The rejection of one input, every field cut to its bound."""
         return cls(reason=reason[:1024], rejected_by=rejected_by, topic=topic[:512], excerpt=cls.excerpt_of(payload))
 

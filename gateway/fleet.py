@@ -57,7 +57,7 @@ class DeviceGroup(BaseModel):
     faults: Faults | None = None
 
     @model_validator(mode="after")
-    def _known_kind(self) -> "DeviceGroup":
+    def _known_kind(self) -> DeviceGroup:
         if self.kind not in DEVICE_KINDS:
             raise ValueError(f"unknown device kind {self.kind!r}; known: {', '.join(DEVICE_KINDS)}")
         return self
@@ -102,7 +102,7 @@ class Fleet(BaseModel):
     sites: list[Site] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _unique_device_ids(self) -> "Fleet":
+    def _unique_device_ids(self) -> Fleet:
         seen: set[str] = set()
         for spec in self.devices():
             if not ID_PATTERN.fullmatch(spec.id):
@@ -129,14 +129,14 @@ class Fleet(BaseModel):
         return specs
 
     @classmethod
-    def quick(cls, count: int, kinds: list[str], interval: float, seed: int = 1) -> "Fleet":
+    def quick(cls, count: int, kinds: list[str], interval: float, seed: int = 1) -> Fleet:
         """One site, one room, `count` devices of each kind: what `choreo devices --count` runs."""
         groups = [{"kind": kind, "count": count} for kind in kinds]
         return cls._validated({"seed": seed, "interval": interval,
                                "sites": [{"id": "local", "rooms": [{"id": "room1", "devices": groups}]}]}, "options")
 
     @classmethod
-    def load(cls, path: str | Path) -> "Fleet":
+    def load(cls, path: str | Path) -> Fleet:
         file = Path(path)
         try:
             document = tomllib.loads(file.read_text())
@@ -147,7 +147,7 @@ class Fleet(BaseModel):
         return cls._validated(document, f"fleet file {file}")
 
     @classmethod
-    def _validated(cls, document: dict, origin: str) -> "Fleet":
+    def _validated(cls, document: dict, origin: str) -> Fleet:
         try:
             return cls.model_validate(document)
         except ValidationError as exc:

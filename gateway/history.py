@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from .errors import InvalidInput
 from .sink.schema import EVENTS, READINGS
@@ -19,7 +19,7 @@ from .topics import validate_event_type, validate_id
 
 DURATION = re.compile(r"[1-9][0-9]{0,6}(s|m|h|d|w)")
 METRIC = re.compile(r"[a-z][a-z0-9_]{0,31}")
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ENVELOPE_COLUMNS = ("type", "subject", "source", "id", "correlationid", "causationid", "sequence", "emittedtime", "data")
 READING_COLUMNS = ("device", "metric", "value", "unit", "site", "room", "kind", "event_id")
 
@@ -34,7 +34,7 @@ def time_bound(value: str, flag: str) -> str:
         raise InvalidInput(f"{flag} {value!r}: expected a duration ago (30s, 15m, 2h, 7d) or an RFC 3339 time") from None
     if moment.tzinfo is None:
         raise InvalidInput(f"{flag} {value!r}: an RFC 3339 time needs its UTC offset, e.g. Z")
-    return "'" + moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") + "'"
+    return "'" + moment.astimezone(UTC).isoformat().replace("+00:00", "Z") + "'"
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ def answers(url: str, status: int) -> bool:
         return False
 
 
-def start_on_free_ports(server: "Broker | InfluxDB | VictoriaMetrics", attempts: int = 3) -> None:
+def start_on_free_ports(server: Broker | InfluxDB | VictoriaMetrics, attempts: int = 3) -> None:
     """Start a server; if another process took its port first, try again on new ones."""
     for attempt in range(1, attempts + 1):
         try:
@@ -289,7 +289,7 @@ class LocalStack:
         self.broker = Broker(self.state_dir / "mosquitto", self.credentials, device_ids)
         self.influxdb = InfluxDB(self.state_dir / "influxdb", self.credentials)
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         try:
             start_on_free_ports(self.broker)
             start_on_free_ports(self.influxdb)

@@ -119,7 +119,7 @@ class AnomalySettings(_Section):
     stuck_seconds: float = Field(default=120.0, gt=0, description="an unchanged value this long: sensor stuck")
 
     @model_validator(mode="after")
-    def _enough_window(self) -> "AnomalySettings":
+    def _enough_window(self) -> AnomalySettings:
         if self.min_samples > self.window:
             raise ValueError(f"anomaly.min_samples ({self.min_samples}) must not exceed anomaly.window ({self.window})")
         return self
@@ -173,7 +173,7 @@ class Settings(_Section):
     fleet: FleetSettings = FleetSettings()
 
     @model_validator(mode="after")
-    def _password_needs_username(self) -> "Settings":
+    def _password_needs_username(self) -> Settings:
         if self.mqtt.password is not None and not self.mqtt.username:
             raise ValueError("mqtt.password is set but mqtt.username is not")
         return self
@@ -241,7 +241,7 @@ def _describe_one(error: dict[str, Any], sources: dict[tuple[str, str], str]) ->
     return f"{where}: {message}"
 
 
-def load_fleet(settings: Settings) -> "Fleet":
+def load_fleet(settings: Settings) -> Fleet:
     """The fleet file if one is set, else the quick fleet of the [devices] settings."""
     from .fleet import Fleet
 

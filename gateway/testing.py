@@ -10,7 +10,7 @@ to it and the reactor's facts are read back from it by another client.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .events import Event, EventData, decode_event, new_event
@@ -20,7 +20,7 @@ from .state import StateStore
 from .topics import event_filter
 from .transport import ClientConfig, MemoryBroker, MemoryTransport, Message, MqttTransport, Transport
 
-START = datetime(2026, 1, 1, 8, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
 
 
 class ReactorHarness:
@@ -75,7 +75,7 @@ class BrokerReactorHarness(ReactorHarness):
                                                    password=admin_password, clean_start=True, session_expiry=0))
         self.runner = self._new_runner()
 
-    async def __aenter__(self) -> "BrokerReactorHarness":
+    async def __aenter__(self) -> BrokerReactorHarness:
         await self.transport.__aenter__()
         await self.observer.__aenter__()
         await self.transport.subscribe(*self.runner.spec.reads)

@@ -77,7 +77,7 @@ class MqttObserver:
         with self._lock:
             self.messages.append(message)
 
-    def __enter__(self) -> "MqttObserver":
+    def __enter__(self) -> MqttObserver:
         self.client.connect("127.0.0.1", self.port)
         self.client.loop_start()
         return self

@@ -25,7 +25,7 @@ class TcpProxy:
         self._handlers: set[asyncio.Task] = set()
         self._server: asyncio.Server | None = None
 
-    async def __aenter__(self) -> "TcpProxy":
+    async def __aenter__(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self

@@ -1,5 +1,5 @@
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -17,9 +17,9 @@ from gateway.events import (
     EventRejectedV1,
     Measurement,
     ReadingV1,
+    _ulid,
     decode_event,
     new_event,
-    _ulid,
     new_event_id,
 )
 
@@ -33,8 +33,8 @@ SAMPLES = [
     DeviceOnlineV1(),
     DeviceOfflineV1(),
     DeviceOfflineV1(reason="silent", silent_seconds=30),
-    EnergyMeasuredV1(period_start=datetime(2026, 1, 1, 8, tzinfo=timezone.utc),
-                     period_end=datetime(2026, 1, 1, 9, tzinfo=timezone.utc), energy_wh=412.5),
+    EnergyMeasuredV1(period_start=datetime(2026, 1, 1, 8, tzinfo=UTC),
+                     period_end=datetime(2026, 1, 1, 9, tzinfo=UTC), energy_wh=412.5),
     EventRejectedV1(reason="bad", rejected_by="gateway/ingest", topic="devices/x/telemetry", excerpt="{"),
 ]
 

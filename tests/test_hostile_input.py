@@ -31,10 +31,12 @@ from gateway.events import (
     utc_now,
 )
 from gateway.fleet import Registry
-from gateway.ingest.service import SPEC as INGEST_SPEC, Ingest
+from gateway.ingest.service import SPEC as INGEST_SPEC
+from gateway.ingest.service import Ingest
 from gateway.reactor import spec_of
 from gateway.settings import load_settings
-from gateway.sink.service import SPEC as SINK_SPEC, Sink
+from gateway.sink.service import SPEC as SINK_SPEC
+from gateway.sink.service import Sink
 from gateway.sink.spool import Spool
 from gateway.testing import ReactorHarness
 from gateway.topics import matches

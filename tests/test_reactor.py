@@ -11,9 +11,9 @@ from gateway.events import AlertRaisedV1, Event, Measurement, ReadingV1, new_eve
 from gateway.reactor import Reactor, ReactorRunner
 from gateway.state import Changes, StateStore
 from gateway.testing import ReactorHarness
-from tests.helpers import async_wait_for
 from gateway.topics import event_topic
 from gateway.transport import ClientConfig, Delivery, MemoryBroker, MemoryTransport, Message
+from tests.helpers import async_wait_for
 
 
 def reading(value: float) -> ReadingV1:
@@ -184,8 +184,8 @@ async def test_a_failing_handler_leaves_no_trace_in_state_or_timers():
 
 async def test_timers_run_on_event_time_while_a_backlog_is_replayed():
     """A door opened and closed 5 s later, both handled 10 minutes late, raises nothing."""
-    from reactors import door
     from gateway.settings import load_settings
+    from reactors import door
 
     harness = ReactorHarness(door.build(load_settings({"CHOREO_DOOR_LIMIT_SECONDS": "30"})))
     opened_at = harness.now

@@ -12,8 +12,6 @@ import logging
 from collections import Counter
 
 from ..errors import InvalidInput
-from ..fleet import Registry
-from ..manifest import ServiceSpec
 from ..events import (
     ActuatorChangedV1,
     DeviceOfflineV1,
@@ -26,9 +24,11 @@ from ..events import (
     new_event,
     utc_now,
 )
+from ..fleet import Registry
+from ..manifest import ServiceSpec
+from ..service import consume, publish_events
 from ..topics import STATUS_FILTER, TELEMETRY_FILTER, device_id_from_topic
 from ..transport import Delivery, Message, Transport
-from ..service import consume, publish_events
 from . import simjson
 
 log = logging.getLogger(__name__)

@@ -15,12 +15,20 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from ..errors import InvalidInput
 from pydantic import ValidationError
 
-from ..events import MAX_CLOCK_AHEAD, MAX_SEQUENCE, ActuatorChangedV1, EventData, Measurement, ReadingV1, describe_validation_error
+from ..errors import InvalidInput
+from ..events import (
+    MAX_CLOCK_AHEAD,
+    MAX_SEQUENCE,
+    ActuatorChangedV1,
+    EventData,
+    Measurement,
+    ReadingV1,
+    describe_validation_error,
+)
 from ..topics import ID_PATTERN
 
 MAX_PAYLOAD = 16 * 1024
@@ -137,7 +145,7 @@ def _parse_time(value: object, now: datetime) -> datetime | None:
         raise InvalidInput(f"field 'ts' is not an RFC 3339 time: {value[:64]!r}") from None
     if time.tzinfo is None:
         raise InvalidInput(f"field 'ts' has no UTC offset: {value[:64]!r}")
-    time = time.astimezone(timezone.utc)
+    time = time.astimezone(UTC)
     if time > now + MAX_CLOCK_AHEAD:
         raise InvalidInput(f"field 'ts' is {(time - now).total_seconds():.0f}s in the future")
     if time < now - MAX_AGE:

@@ -23,8 +23,8 @@ from typing import Protocol
 from ..errors import InvalidInput, StoreError
 from ..events import EventRejectedV1, decode_event, new_event, utc_now
 from ..manifest import ServiceSpec
-from ..settings import InfluxSettings
 from ..service import ignored_retained, publish_events
+from ..settings import InfluxSettings
 from ..topics import EVENTS_FILTER
 from ..transport import Delivery, Message, Transport
 from .schema import event_lines
@@ -58,7 +58,7 @@ class Unit:
         return f"{self.subject}\n{flags}\n".encode() + "\n".join(self.lines).encode()
 
     @classmethod
-    def from_record(cls, record: bytes) -> "Unit":
+    def from_record(cls, record: bytes) -> Unit:
         subject, flags, lines = record.decode().split("\n", 2)
         return cls(lines.split("\n"), subject, own_rejection=flags == "r")
 

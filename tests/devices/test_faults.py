@@ -1,7 +1,7 @@
 """Each fault mode does what the fleet file says, and ingest turns each into something sane."""
 import json
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -13,7 +13,7 @@ from gateway.ingest.service import Ingest
 from gateway.ingest.simjson import decode
 from gateway.transport import Message
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def injector(**faults) -> FaultInjector:
@@ -21,7 +21,7 @@ def injector(**faults) -> FaultInjector:
 
 
 def test_duplicate_publishes_the_same_message_twice_and_ingest_makes_one_fact_of_it():
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     first, second = injector(duplicate=1.0).payloads({"seq": 1, "ts": now, "temperature": 1})
     assert first == second
     ingest = Ingest()
@@ -59,9 +59,9 @@ def test_clock_skew_moves_the_device_clock():
     [member] = simulation.members
     [payload] = simulation.telemetry(member)
     skewed = datetime.fromisoformat(json.loads(payload)["ts"])
-    assert 3590 < (skewed - datetime.now(timezone.utc)).total_seconds() < 3610
+    assert 3590 < (skewed - datetime.now(UTC)).total_seconds() < 3610
     with pytest.raises(InvalidInput, match="in the future"):
-        decode(payload, datetime.now(timezone.utc))
+        decode(payload, datetime.now(UTC))
 
 
 def test_dropout_is_decided_per_message_and_counted():

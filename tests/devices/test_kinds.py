@@ -1,7 +1,7 @@
 """Every device kind's payloads against the contract, through ingest's own decoder."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,7 +10,7 @@ from gateway.events import ActuationRequestedV1, ActuatorChangedV1, ReadingV1, n
 from gateway.fleet import DEVICE_KINDS, Fleet
 from gateway.ingest.simjson import decode
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 EXPECTED = {
     "temperature": {"temperature": "Cel", "humidity": "%RH", "battery": "%EL"},
     "co2": {"co2": "ppm"},

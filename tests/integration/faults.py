@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from gateway.events import Measurement, ReadingV1, new_event
 from gateway.topics import event_topic
@@ -50,7 +50,7 @@ class SteadyLoad:
 
     def message(self, n: int) -> tuple[str, Message]:
         if self.device:
-            ts = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
             payload = json.dumps({"seq": n, "ts": ts, "temperature": 20 + n % 10})
             return str(n), Message(f"devices/{self.subject}/telemetry", payload.encode())
         data = ReadingV1(measurements=[Measurement(name="temperature", unit="Cel", value=float(n))])

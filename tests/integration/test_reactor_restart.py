@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import signal
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 
 SUBJECTS = [f"k-{n}" for n in range(4)]
 STEPS = 150
-START = datetime(2026, 1, 1, 8, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, 8, tzinfo=UTC)
 TIMED = {"availability", "door"}
 
 

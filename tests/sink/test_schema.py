@@ -1,9 +1,9 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from gateway.events import AlertRaisedV1, Measurement, ReadingV1, new_event
 from gateway.sink.schema import event_lines, timestamp_ns
 
-T = datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=timezone.utc)
+T = datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=UTC)
 READING = ReadingV1(measurements=[Measurement(name="temperature", unit="Cel", value=21.5),
                                   Measurement(name="battery", unit="%EL", value=90)])
 
