@@ -37,6 +37,19 @@ class TransportError(ChoreoError):
     retryable = True
 
 
+class Refused(TransportError):
+    """The broker answered a publish or subscription with a failure reason code (0x80 or more).
+
+    Waiting does not fix it: the client's declarations and the broker's ACL disagree.
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, *, topic: str, reason_code: int) -> None:
+        super().__init__(message, topic=topic)
+        self.reason_code = reason_code
+
+
 class StoreError(ChoreoError):
     """InfluxDB refused or could not take a write or a query."""
 

@@ -45,7 +45,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .errors import ConfigError, InvalidInput
+from .errors import ConfigError, InvalidInput, Refused
 from .events import (
     EVENT_TYPES,
     Event,
@@ -239,7 +239,10 @@ class ReactorRunner:
 
     # -- the loop ----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
+        """Handle deliveries until `stop` is set; raises Refused (after a checkpoint that acknowledges
+        nothing) once the broker refuses a fact, which stays in the outbox for the next start."""
         self.republish_outbox()
+        acknowledge = True
         try:
             while not stop.is_set():
                 delivery = await self.transport.receive(timeout=self._wait())
@@ -250,8 +253,11 @@ class ReactorRunner:
                     self.fire_due_timers(max(filter(None, (self.watermark, self.clock()))))
                 if self._checkpoint_due():
                     self.checkpoint()
+        except Refused:
+            acknowledge = False
+            raise
         finally:
-            self.checkpoint()
+            self.checkpoint(acknowledge)
 
     def _wait(self) -> float:
         waits = [0.5]
@@ -273,15 +279,16 @@ class ReactorRunner:
         self._pending.append(delivery)
         return facts
 
-    def checkpoint(self) -> None:
-        """Commit every effect so far (state, timers, outbox, ids, sequence), then acknowledge."""
+    def checkpoint(self, acknowledge: bool = True) -> None:
+        """Commit every effect so far (state, timers, outbox, ids, sequence), then acknowledge
+        the deliveries handled since the last checkpoint (unless told not to: they come again)."""
         changes, self._changes = self._changes, Changes(seen_window=DEDUPE_WINDOW, sequence=self.sequence)
         changes.states = {key: self.states[key].model_dump_json() for key in changes.states if key in self.states}
         changes.sequence = self.sequence
         if changes or self._pending:
             self.store.commit(changes)
         pending, self._pending = self._pending, []
-        for delivery in pending:
+        for delivery in pending if acknowledge else ():
             delivery.ack()
 
     # -- facts out -------------------------------------------------------------------------
@@ -300,6 +307,9 @@ class ReactorRunner:
         self._confirming.discard(fact_id)
         if future.cancelled() or future.exception() is not None:
             self.counts["publish_failures"] += 1  # stays in the outbox; published again at the next restart
+            if not future.cancelled() and isinstance(future.exception(), Refused):
+                log.error("%s keeps fact %s in its outbox and stops: fix the broker's ACL for %s, then restart it",
+                          self.reactor.name, fact_id, self.reactor.name)
             return
         if self.outbox.pop(fact_id, None) is not None:
             self._changes.outbox[fact_id] = None

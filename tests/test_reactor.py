@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from pydantic import BaseModel
 
-from gateway.errors import TransportError
-from gateway.events import AlertRaisedV1, Event, Measurement, ReadingV1, new_event
+from gateway.errors import Refused, TransportError
+from gateway.events import AlertRaisedV1, Event, Measurement, ReadingV1, decode_event, new_event
 from gateway.reactor import Reactor, ReactorRunner
 from gateway.state import Changes, StateStore
 from gateway.testing import ReactorHarness
@@ -243,3 +243,27 @@ def test_a_state_file_with_one_row_per_handled_id_is_carried_over(tmp_path):
     assert StateStore(path).load()["seen"] == ["b", "a", "c"]
     with sqlite3.connect(path) as db:
         assert not db.execute("SELECT name FROM sqlite_master WHERE name = 'seen'").fetchall()
+
+
+async def test_a_fact_the_broker_refuses_stays_in_the_outbox_and_stops_the_reactor(tmp_path, caplog):
+    """The ACL and the reactor's declarations disagree: the fact must not be lost, and the reactor
+    must not run on dropping facts; once the ACL allows it, the restarted reactor publishes it."""
+    path, broker = tmp_path / "echo.sqlite", MemoryBroker()
+    broker.deny("echo", "events/alert.raised.v1/+")
+    async with MemoryTransport(broker, ClientConfig("echo")) as transport, \
+            MemoryTransport(broker, ClientConfig("device")) as device:
+        await transport.subscribe("events/reading.v1/+")
+        device.publish(message_of(new_event(reading(1), source="device/t-1", subject="t-1")))
+        runner = ReactorRunner(echo(), transport, StateStore(path))
+        with pytest.raises(Refused, match="events/alert.raised.v1/t-1: not authorized"):
+            await asyncio.wait_for(runner.run(asyncio.Event()), 5)
+    [fact_id] = committed(path)["outbox"]
+    assert f"echo keeps fact {fact_id} in its outbox and stops" in caplog.text
+    assert not [m for m in broker.history if m.topic.startswith("events/alert.raised.v1/")]
+    broker.denied.clear()  # the ACL is fixed
+    async with MemoryTransport(broker, ClientConfig("echo")) as transport:
+        restarted = ReactorRunner(echo(), transport, StateStore(path))
+        restarted.republish_outbox()
+        await async_wait_for(lambda: not restarted.outbox, 5, "the broker to confirm the fact")
+    [sent] = [m for m in broker.history if m.topic.startswith("events/alert.raised.v1/")]
+    assert decode_event(sent.payload, topic=sent.topic).id == fact_id

@@ -9,8 +9,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, Self
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Refused
 from ..settings import MqttSettings
+from .reasons import reason_name
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +72,22 @@ class TransportStats:
     dropped: int = 0  # QoS 0 deliveries that found the inbound queue full
     published: int = 0
     publish_failures: int = 0
+    refused: int = 0  # publishes the broker answered with a failure reason code (e.g. not authorized)
     reconnects: int = 0  # connections made again after one was lost
     held_back: int = 0  # waits in receive(): the broker sent beyond our receive maximum
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
+
+
+def refused_publish(topic: str, reason_code: int, stats: TransportStats) -> Refused:
+    """The error a publish fails with when the broker refuses it; logged and counted here."""
+    stats.publish_failures += 1
+    stats.refused += 1
+    refusal = Refused(f"the broker refused the publish to {topic[:128]}: {reason_name(reason_code)}",
+                      topic=topic, reason_code=reason_code)
+    log.error("%s", refusal.message)
+    return refusal
 
 
 class InboundQueue:
@@ -192,10 +204,15 @@ class Transport(Protocol):
         """
 
     def publish(self, message: Message) -> asyncio.Future[None]:
-        """Send; the future resolves when the broker has acknowledged a QoS 1 message."""
+        """Send; the future resolves when the broker has acknowledged a QoS 1 message, and fails
+        with Refused if the broker answered with a failure reason code."""
 
     async def receive(self, timeout: float | None = None) -> Delivery | None:
-        """The next inbound message in arrival order, or None once `timeout` seconds pass."""
+        """The next inbound message in arrival order, or None once `timeout` seconds pass.
+
+        Raises Refused once the broker has refused any publish of this client: its declarations
+        and the broker's ACL disagree, and a consumer that went on would drop the facts it makes.
+        """
 
     async def flush(self, timeout: float) -> bool:
         """Wait until every publish so far is acknowledged; False if `timeout` passed first."""

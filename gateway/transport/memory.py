@@ -1,16 +1,20 @@
 """The in-memory twin of the MQTT transport, for fast unit tests of logic.
 
 It keeps MQTT's observable rules that the services rely on: `+`/`#` wildcards,
-retained messages delivered on subscribe, the last will on a crash, and the same
-inbound queue as the real transport (counted QoS 0 drops, QoS 1 never dropped).
+retained messages delivered on subscribe, the last will on a crash, the same
+inbound queue as the real transport (counted QoS 0 drops, QoS 1 never dropped), and
+publishes refused as "not authorized" where the broker was told to deny them.
 """
 from __future__ import annotations
 
 import asyncio
 from typing import Self
 
+from ..errors import Refused
 from ..topics import matches
-from .base import ClientConfig, Delivery, InboundQueue, Message, TransportStats
+from .base import ClientConfig, Delivery, InboundQueue, Message, TransportStats, refused_publish
+
+NOT_AUTHORIZED = 0x87
 
 
 class MemoryBroker:
@@ -20,6 +24,14 @@ class MemoryBroker:
         self.clients: list[MemoryTransport] = []
         self.retained: dict[str, Message] = {}
         self.history: list[Message] = []  # every routed message, for assertions
+        self.denied: list[tuple[str, str]] = []  # (client id, topic filter) it may not publish on
+
+    def deny(self, client_id: str, topic_filter: str) -> None:
+        """Refuse publishes of `client_id` on topics matching `topic_filter`, as an ACL would."""
+        self.denied.append((client_id, topic_filter))
+
+    def refuses(self, client_id: str, topic: str) -> bool:
+        return any(client == client_id and matches(topic_filter, topic) for client, topic_filter in self.denied)
 
     def route(self, message: Message) -> None:
         self.history.append(message)
@@ -51,6 +63,7 @@ class MemoryTransport:
         self.stats = TransportStats()
         self._inbound = InboundQueue(config.queue_size, self.stats)
         self._filters: dict[str, int] = {}
+        self._refusal: Refused | None = None
 
     @property
     def is_connected(self) -> bool:
@@ -98,13 +111,21 @@ class MemoryTransport:
                     self.offer(Message(message.topic, message.payload, min(qos, message.qos), retain=True))
 
     def publish(self, message: Message) -> asyncio.Future[None]:
-        self.broker.route(message)
-        self.stats.published += 1
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        future.set_result(None)
+        self.stats.published += 1
+        if not self.broker.refuses(self.config.client_id, message.topic):
+            self.broker.route(message)
+        elif message.qos:
+            refusal = refused_publish(message.topic, NOT_AUTHORIZED, self.stats)
+            self._refusal = self._refusal or refusal
+            future.set_exception(refusal)
+            return future
+        future.set_result(None)  # a denied QoS 0 publish vanishes: there is no PUBACK to say so
         return future
 
     async def receive(self, timeout: float | None = None) -> Delivery | None:
+        if self._refusal is not None:
+            raise self._refusal
         return await self._inbound.get(timeout)
 
     async def flush(self, timeout: float) -> bool:

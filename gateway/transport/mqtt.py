@@ -21,19 +21,21 @@ from gmqtt.mqtt.package import Package
 from gmqtt.mqtt.protocol import BaseMQTTProtocol, MQTTProtocol
 from gmqtt.storage import PersistentStorage
 
-from ..errors import TransportError
-from .base import ClientConfig, Delivery, InboundQueue, Message, TransportStats
+from ..errors import Refused, TransportError
+from .base import ClientConfig, Delivery, InboundQueue, Message, TransportStats, refused_publish
 from .packets import (
     PACKET_TYPE,
     PUBACK,
     PUBLISH,
     MalformedPacket,
+    parse_puback,
     parse_publish,
-    puback_mid,
     puback_packet,
     publish_packet,
+    resent,
     split_packets,
 )
+from .reasons import FIRST_REFUSAL, reason_name
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +66,17 @@ class _InflightStore(PersistentStorage):
         self._on_acknowledged = on_acknowledged
 
     def remove_message_by_mid(self, mid: int) -> None:
+        self.settle(mid, None)
+
+    def settle(self, mid: int, refusal: Refused | None) -> None:
+        """The broker answered publish `mid`: resolve its future, or fail it with the refusal."""
         super().remove_message_by_mid(mid)
         entry = self.pending.pop(mid, None)
         if entry and not entry[1].done():
-            entry[1].set_result(None)
+            if refusal is None:
+                entry[1].set_result(None)
+            else:
+                entry[1].set_exception(refusal)
         self._on_acknowledged()
 
     def clear(self) -> None:
@@ -106,7 +115,7 @@ class _FastPathProtocol(MQTTProtocol):
                 if kind == PUBLISH and first_byte & 0x06 != 0x04:  # QoS 0 or 1; QoS 2 is gmqtt's
                     self._owner._received_publish(*parse_publish(first_byte, body))
                 elif kind == PUBACK:
-                    self._owner._received_puback(puback_mid(body))
+                    self._owner._received_puback(*parse_puback(body))
                 else:
                     connection.put_package(Package(first_byte, body))
         except MalformedPacket as exc:
@@ -158,6 +167,7 @@ class MqttTransport:
         self._outgoing = bytearray()
         self._subacks: dict[int, asyncio.Future[tuple[int, ...]]] = {}
         self._closing = False
+        self._refusal: Refused | None = None  # the first publish the broker refused: receive() raises it
         self._planned_outage: float | None = None
         self._client = self._make_client()
 
@@ -279,10 +289,16 @@ class MqttTransport:
         self._unacknowledged += 1
         self._inbound.offer(Delivery(message, lambda: self._acknowledge(mid, connection)))
 
-    def _received_puback(self, mid: int) -> None:
-        """The broker has one of our publishes: free its packet id and resolve its future."""
+    def _received_puback(self, mid: int, reason: int) -> None:
+        """The broker answered one of our publishes: free its packet id and settle its future."""
         self._client._package_handler.id_generator.free_id(mid)
-        self._store.remove_message_by_mid(mid)
+        if reason < FIRST_REFUSAL:
+            self._store.remove_message_by_mid(mid)
+            return
+        entry = self._store.pending.get(mid)
+        refusal = refused_publish(entry[0].topic if entry else f"packet {mid}", reason, self.stats)
+        self._refusal = self._refusal or refusal
+        self._store.settle(mid, refusal)
 
     def _on_qos2_message(self, client: gmqtt.Client, topic: str | bytes, payload: bytes, qos: int,
                          properties: dict) -> int:
@@ -334,9 +350,9 @@ class MqttTransport:
                 granted = await asyncio.wait_for(future, SUBACK_TIMEOUT)
             except TimeoutError:
                 raise TransportError(f"no answer to the subscription to {topic_filter}", topic=topic_filter) from None
-            if any(code >= 0x80 for code in granted):
-                raise TransportError(f"broker refused the subscription to {topic_filter} (reason {granted[0]:#x})",
-                                     topic=topic_filter, retryable=False)
+            if granted[0] >= FIRST_REFUSAL:
+                raise Refused(f"the broker refused the subscription to {topic_filter}: {reason_name(granted[0])}",
+                              topic=topic_filter, reason_code=granted[0])
 
     def publish(self, message: Message) -> asyncio.Future[None]:
         future: asyncio.Future[None] = self._loop.create_future()
@@ -370,7 +386,7 @@ class MqttTransport:
         if mid is None:
             future.set_result(None)
         else:  # kept until PUBACK: gmqtt sends it again after a reconnect that kept the session
-            self._store.push_message(mid, packet)
+            self._store.push_message(mid, resent(packet))
             self._store.pending[mid] = (message, future)
 
     def drop_connection(self, offline_for: float) -> None:
@@ -383,7 +399,10 @@ class MqttTransport:
 
         A broker should never send more (MQTT 5, 4.9), but Mosquitto 2.0.11 does once acknowledgements
         flow; the surplus waits here as received, not as work in progress (README, Performance).
+        Raises Refused once the broker has refused one of our publishes.
         """
+        if self._refusal is not None:
+            raise self._refusal
         if self._in_hand() >= self.config.receive_maximum:
             self.stats.held_back += 1
             self._acknowledged = self._loop.create_future()

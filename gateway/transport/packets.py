@@ -13,6 +13,7 @@ from .base import Message
 PUBLISH = 0x30
 PUBACK = 0x40
 PACKET_TYPE = 0xF0
+DUP = 0x08  # first-byte flag of a PUBLISH sent again (MQTT 5, 3.3.1.1)
 TWO_BYTES = struct.Struct("!H")
 PUBACK_SUCCESS = struct.Struct("!BBH")  # remaining length 2: reason "success" (3.4.2.1)
 NO_PROPERTIES = b"\x00"
@@ -35,6 +36,11 @@ def publish_packet(message: Message, mid: int | None) -> bytes:
         raise ValueError(f"payload of {len(message.payload)} bytes exceeds MQTT's packet limit")
     flags = (2 if mid is not None else 0) | message.retain
     return bytes((PUBLISH | flags,)) + variable_byte_integer(length) + header + message.payload
+
+
+def resent(packet: bytes) -> bytes:
+    """The same PUBLISH with its DUP flag set, as it must go out again after a reconnect."""
+    return bytes((packet[0] | DUP,)) + packet[1:]
 
 
 def puback_packet(mid: int) -> bytes:
@@ -82,6 +88,8 @@ def _read_length(buffer: bytes, index: int) -> tuple[int | None, int]:
 def parse_publish(first_byte: int, body: bytes) -> tuple[Message, int | None]:
     """The message of a PUBLISH and its packet id (None at QoS 0)."""
     qos = first_byte >> 1 & 3
+    if qos == 3:
+        raise MalformedPacket("a PUBLISH with QoS 3 (MQTT 5, 3.3.1.2)")
     topic_end = 2 + TWO_BYTES.unpack_from(body)[0] if len(body) >= 2 else 0
     position, mid = topic_end, None
     if qos:
@@ -93,11 +101,23 @@ def parse_publish(first_byte: int, body: bytes) -> tuple[Message, int | None]:
     if topic_end <= 2 or properties_length is None or position + properties_length > len(body):
         # an empty topic would be a topic alias, which this client never allows (3.3.2.3.4)
         raise MalformedPacket("a PUBLISH without a topic, or shorter than its header says")
-    topic = body[2:topic_end].decode("utf-8", errors="replace")
+    topic = _utf8_string(body[2:topic_end])
     return Message(topic, body[position + properties_length:], qos, bool(first_byte & 1)), mid
 
 
-def puback_mid(body: bytes) -> int:
+def _utf8_string(raw: bytes) -> str:
+    """An MQTT string: well-formed UTF-8 without U+0000, or the packet is malformed (1.5.4)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedPacket("a PUBLISH whose topic is not valid UTF-8") from None
+    if "\0" in text:
+        raise MalformedPacket("a PUBLISH whose topic contains U+0000")
+    return text
+
+
+def parse_puback(body: bytes) -> tuple[int, int]:
+    """A PUBACK's packet id and reason code; a remaining length of 2 means success (3.4.2.1)."""
     if len(body) < 2:
         raise MalformedPacket("a PUBACK without a packet id")
-    return TWO_BYTES.unpack_from(body)[0]
+    return TWO_BYTES.unpack_from(body)[0], body[2] if len(body) > 2 else 0

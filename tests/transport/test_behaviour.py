@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from gateway.errors import Refused
 from gateway.transport import ClientConfig, MemoryBroker, MemoryTransport, Message, MqttTransport, Transport
 from tests.helpers import async_wait_for
 
@@ -15,14 +16,22 @@ Factory = Callable[..., Transport]
 @pytest.fixture(params=["memory", "mosquitto"])
 def make_transport(request) -> Factory:
     prefix = f"t{uuid.uuid4().hex[:8]}"
+    # read_only: an account the broker lets publish nothing (the shipped ACL's `monitor`)
     if request.param == "memory":
         broker = MemoryBroker()
-        return lambda name, **options: MemoryTransport(broker, ClientConfig(f"{prefix}-{name}", **options))
-    stack = request.getfixturevalue("stack")
-    admin = stack.credentials.mqtt["admin"]
 
-    def factory(name: str, **options) -> Transport:
-        return MqttTransport(ClientConfig(f"{prefix}-{name}", port=stack.broker.port, username="admin", password=admin, **options))
+        def memory_factory(name: str, read_only: bool = False, **options) -> Transport:
+            if read_only:
+                broker.deny(f"{prefix}-{name}", "#")
+            return MemoryTransport(broker, ClientConfig(f"{prefix}-{name}", **options))
+
+        return memory_factory
+    stack = request.getfixturevalue("stack")
+
+    def factory(name: str, read_only: bool = False, **options) -> Transport:
+        account = "monitor" if read_only else "admin"
+        return MqttTransport(ClientConfig(f"{prefix}-{name}", port=stack.broker.port, username=account,
+                                          password=stack.credentials.mqtt[account], **options))
 
     return factory
 
@@ -121,4 +130,17 @@ async def test_retained_on_resubscribe_only_when_asked(make_transport):
         await subscriber.subscribe(status, retained="new")
         assert len(await receive_all(subscriber, 1)) == 1
         await subscriber.subscribe(status, retained="new")  # already subscribed: no replay
+        assert await subscriber.receive(timeout=0.3) is None
+
+
+async def test_a_refused_publish_fails_with_the_reason_and_stops_the_consumer(make_transport):
+    root = topic("denied")
+    async with make_transport("sub") as subscriber, make_transport("pub", read_only=True) as publisher:
+        await subscriber.subscribe(root)
+        with pytest.raises(Refused, match=f"refused the publish to {root}: not authorized \\(0x87\\)") as refused:
+            await publisher.publish(Message(root, b"never delivered"))
+        assert refused.value.topic == root and not refused.value.retryable
+        assert publisher.stats.refused == 1 and publisher.stats.publish_failures == 1
+        with pytest.raises(Refused):  # a consumer that went on would drop what it makes from its input
+            await publisher.receive(timeout=0.1)
         assert await subscriber.receive(timeout=0.3) is None

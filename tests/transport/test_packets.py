@@ -7,13 +7,15 @@ import pytest
 from gateway.transport import Message
 from gateway.transport.packets import (
     MalformedPacket,
+    parse_puback,
     parse_publish,
-    puback_mid,
     puback_packet,
     publish_packet,
+    resent,
     split_packets,
     variable_byte_integer,
 )
+from gateway.transport.reasons import reason_name
 
 
 @pytest.mark.parametrize("value, encoded", [
@@ -52,7 +54,7 @@ def test_packets_split_across_reads_come_out_whole_and_in_order():
         packets += complete
     assert unparsed == b""
     assert [parse_publish(*p)[0].topic for p in packets[:5]] == [f"t/{n}" for n in range(5)]
-    assert packets[5][0] == 0x40 and puback_mid(packets[5][1]) == 7
+    assert packets[5][0] == 0x40 and parse_puback(packets[5][1]) == (7, 0)
 
 
 def test_publish_properties_from_the_broker_are_skipped():
@@ -66,6 +68,9 @@ def test_publish_properties_from_the_broker_are_skipped():
     (0x32, b"\x00\x01t\x00"),  # shorter than its packet id
     (0x30, b"\x00\x01t\x09"),  # properties longer than the packet
     (0x30, b"\x00\x09t"),  # topic longer than the packet
+    (0x36, b"\x00\x01t\x00\x01\x00x"),  # QoS 3 (MQTT 5, 3.3.1.2)
+    (0x30, b"\x00\x02t\xff\x00x"),  # a topic that is not UTF-8 (1.5.4)
+    (0x30, b"\x00\x02t\x00\x00x"),  # a topic with U+0000 (1.5.4)
 ])
 def test_malformed_publishes_are_refused(first_byte, body):
     with pytest.raises(MalformedPacket):
@@ -80,3 +85,31 @@ def test_a_length_of_five_bytes_is_refused():
 def test_a_topic_too_long_for_mqtt_is_refused_before_sending():
     with pytest.raises(ValueError, match="exceeds MQTT's 65535"):
         publish_packet(Message("t" * 70_000, b"x"), 1)
+
+
+@pytest.mark.parametrize("body, answer", [
+    (b"\x00\x07", (7, 0)),  # remaining length 2: success without a reason code (3.4.2.1)
+    (b"\x00\x07\x10", (7, 0x10)),  # "no matching subscribers" is still a success
+    (b"\x00\x07\x87\x00", (7, 0x87)),  # not authorized, with an empty property length
+])
+def test_a_puback_gives_its_packet_id_and_reason(body, answer):
+    assert parse_puback(body) == answer
+
+
+def test_a_puback_without_a_packet_id_is_malformed():
+    with pytest.raises(MalformedPacket):
+        parse_puback(b"\x00")
+
+
+def test_refusals_are_named_as_the_specification_names_them():
+    assert reason_name(0x87) == "not authorized (0x87)"
+    assert reason_name(0x97) == "quota exceeded (0x97)"
+    assert reason_name(0xFE) == "unknown reason (0xfe)"
+
+
+def test_a_publish_sent_again_carries_the_dup_flag_and_nothing_else_changes():
+    packet = publish_packet(Message("a/b", b"hi", retain=True), mid=10)
+    again = resent(packet)
+    assert again[0] == packet[0] | 0x08 and again[1:] == packet[1:]
+    [(first_byte, body)], _ = split_packets(again)
+    assert parse_publish(first_byte, body) == (Message("a/b", b"hi", retain=True), 10)
