@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, ClassVar, Literal, Union
@@ -32,8 +33,11 @@ CONTENT_TYPE = "application/cloudevents+json"
 SENML_UNITS = frozenset({"Cel", "%RH", "ppm", "W", "Wh", "%EL", "%", "lx", "Pa", "V", "A", "/", "s"})
 
 Identifier = Annotated[str, Field(pattern=rf"^{ID_PATTERN.pattern}$", max_length=64)]
-MetricName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
-Source = Annotated[str, Field(pattern=r"^(device|reactor|gateway|service)/[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+# A measurement's name; also the `metric` tag of stored readings, which `choreo history` filters on.
+METRIC_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
+MetricName = Annotated[str, Field(pattern=rf"^{METRIC_NAME_PATTERN.pattern}$")]
+AlertName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
+Source = Annotated[str, Field(pattern=rf"^(device|reactor|gateway|service)/{ID_PATTERN.pattern}$")]
 EventId = Annotated[str, Field(pattern=r"^[0-9A-Za-z_-]{10,64}$")]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -121,7 +125,7 @@ class ReadingV1(Located):
 class _Alert(Located):
     """An alert about one metric of the subject: the value that decided it and the limit it crossed."""
 
-    alert: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
+    alert: AlertName
     metric: MetricName
     value: float
     limit: float

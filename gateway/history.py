@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from .errors import InvalidInput
+from .events import METRIC_NAME_PATTERN
 from .sink.schema import EVENTS, READINGS
 from .topics import validate_event_type, validate_id
 
 DURATION = re.compile(r"[1-9][0-9]{0,6}(s|m|h|d|w)")
-METRIC = re.compile(r"[a-z][a-z0-9_]{0,31}")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ENVELOPE_COLUMNS = ("type", "subject", "source", "id", "correlationid", "causationid", "sequence", "emittedtime", "data")
 READING_COLUMNS = ("device", "metric", "value", "unit", "site", "room", "kind", "event_id")
@@ -64,7 +64,7 @@ class HistoryQuery:
         if self.readings:
             if self.type is not None:
                 raise InvalidInput("--type and --metric do not go together: --metric queries readings")
-            if not METRIC.fullmatch(self.metric):
+            if not METRIC_NAME_PATTERN.fullmatch(self.metric):
                 raise InvalidInput(f"--metric {self.metric!r}: expected a metric name such as temperature")
             tags.update(device=self.subject, metric=self.metric)
             measurement, columns = READINGS, READING_COLUMNS

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from .errors import ConfigError
+from .events import AlertName, MetricName
 from .topics import ID_PATTERN
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def _comma_separated(value: Any) -> Any:
 class ThresholdRule(_Section):
     """Limits for one metric, optionally only in one site or room; unset limits are not checked."""
 
-    metric: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    metric: MetricName
     high: float | None = None
     low: float | None = None
     hysteresis: float = Field(default=1.0, ge=0)
@@ -78,7 +79,7 @@ class ThresholdRule(_Section):
 class ThresholdSettings(_Section):
     """The default rule (metric, high, low, ...) plus `rules` for other metrics, sites and rooms."""
 
-    metric: str = Field(default="temperature", pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    metric: MetricName = "temperature"
     high: float | None = 28.0
     low: float | None = None
     hysteresis: float = Field(default=1.0, ge=0)
@@ -153,7 +154,7 @@ class FleetSettings(_Section):
 
 
 class ClimateSettings(_Section):
-    alert: str = Field(default="temperature.high", pattern=r"^[a-z][a-z0-9_.-]{0,63}$")
+    alert: AlertName = "temperature.high"
     source: str = Field(default="reactor/threshold", description="only alerts from this source count")
     actuators: Annotated[list[str], BeforeValidator(_comma_separated)] = ["fan"]
 

@@ -2,6 +2,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from pydantic import ValidationError
 
 from gateway.errors import InvalidInput
 from gateway.events import (
@@ -22,6 +23,8 @@ from gateway.events import (
     new_event,
     new_event_id,
 )
+from gateway.history import HistoryQuery
+from gateway.settings import ThresholdRule
 
 READING = ReadingV1(measurements=[Measurement(name="temperature", unit="Cel", value=21.5)])
 SAMPLES = [
@@ -143,3 +146,23 @@ def test_rejected_excerpt_is_bounded_and_printable():
     excerpt = EventRejectedV1.excerpt_of(b"\xff" * 5000)
     assert len(excerpt) == EventRejectedV1.EXCERPT_LIMIT
     assert set(excerpt) == {"\ufffd"}
+
+
+@pytest.mark.parametrize(
+    "name, valid",
+    [("temperature", True), ("co2", True), ("a" * 32, True),
+     ("Temperature", False), ("2nd", False), ("a" * 33, False), ("temp'", False), ("temp.high", False)],
+)
+def test_one_metric_name_rule_for_readings_alerts_rules_and_history_queries(name, valid):
+    assert _accepted(lambda: Measurement(name=name, unit="Cel", value=1.0)) is valid
+    assert _accepted(lambda: AlertClearedV1(alert="x", metric=name, value=1.0, limit=1.0, unit="Cel")) is valid
+    assert _accepted(lambda: ThresholdRule(metric=name)) is valid
+    assert _accepted(lambda: HistoryQuery(metric=name).influxql()) is valid
+
+
+def _accepted(build) -> bool:
+    try:
+        build()
+    except (ValidationError, InvalidInput):
+        return False
+    return True

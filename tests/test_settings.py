@@ -32,6 +32,7 @@ def test_keys_with_underscores_map_to_their_section():
         ({"CHOREO_MQTT_PORT": "70000"}, "CHOREO_MQTT_PORT: Input should be less than or equal to 65535"),
         ({"CHOREO_MQTT_PROT": "1"}, "CHOREO_MQTT_PROT: unknown setting"),
         ({"CHOREO_INFLUX_URL": "influx:8086"}, "CHOREO_INFLUX_URL: String should match pattern"),
+        ({"CHOREO_THRESHOLD_METRIC": "Temperature"}, "CHOREO_THRESHOLD_METRIC: String should match pattern"),
         ({"CHOREO_DEVICES_COUNT": "0"}, "CHOREO_DEVICES_COUNT: Input should be greater than or equal to 1"),
         ({"CHOREO_MQTT_PASSWORD": "x"}, "mqtt.password is set but mqtt.username is not"),
         ({"CHOREO_CONFIG": "/nonexistent/choreo.toml"}, "does not exist"),
