@@ -14,8 +14,7 @@ import urllib.request
 
 from ..errors import StoreError
 from ..settings import InfluxSettings
-
-RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+from .refusal import refusal
 
 
 class InfluxV1:
@@ -69,8 +68,4 @@ class InfluxV1:
             message = json.loads(exc.read()).get("error", "")
         except (ValueError, AttributeError, OSError, http.client.HTTPException):
             message = ""
-        error = StoreError(f"InfluxDB answered {exc.code}: {message or exc.reason}", retryable=exc.code in RETRYABLE_STATUS)
-        error.status = exc.code
-        retry_after = exc.headers.get("Retry-After") if exc.headers else None
-        error.retry_after = float(retry_after) if retry_after and retry_after.isdigit() else None
-        return error
+        return refusal(exc.code, message or exc.reason, exc.headers)

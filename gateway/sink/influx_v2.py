@@ -12,7 +12,7 @@ from urllib3.exceptions import HTTPError
 
 from ..errors import StoreError
 from ..settings import InfluxSettings
-from .influx_v1 import RETRYABLE_STATUS
+from .refusal import refusal
 
 
 class InfluxV2:
@@ -25,14 +25,10 @@ class InfluxV2:
 
     def write(self, lines: list[str]) -> None:
         try:
+            # influxdb-client annotates `write_precision` as WritePrecision, whose values are plain strings
             self._write_api.write(bucket=self.settings.bucket or self.settings.database, org=self.settings.org or "",
-                                  record="\n".join(lines), write_precision=WritePrecision.NS)
+                                  record="\n".join(lines), write_precision=WritePrecision.NS)  # type: ignore[arg-type]
         except ApiException as exc:
-            error = StoreError(f"InfluxDB answered {exc.status}: {(exc.body or exc.reason or '')[:300]}",
-                               retryable=exc.status in RETRYABLE_STATUS)
-            error.status = exc.status
-            retry_after = (exc.headers or {}).get("Retry-After")
-            error.retry_after = float(retry_after) if retry_after and retry_after.isdigit() else None
-            raise error from None
+            raise refusal(exc.status, (exc.body or exc.reason or "")[:300], exc.headers) from None
         except (HTTPError, OSError) as exc:
             raise StoreError(f"InfluxDB at {self.settings.url} unreachable: {exc}", retryable=True) from None
