@@ -13,7 +13,10 @@ import json
 import os
 import struct
 import zlib
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import ChoreoError, ConfigError
 
@@ -41,7 +44,8 @@ class Spool:
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ConfigError(f"spool {directory} is in use by another sink; give each replica its own --instance") from None
+            raise ConfigError(f"spool {directory} is in use by another sink; "
+                              "give each replica its own --instance") from None
         self.cursor: Position = self._load_cursor()
         self.records = 0
         self.bytes = 0
@@ -80,19 +84,15 @@ class Spool:
         self._tail = segments[-1] if segments else self.cursor[0]
 
     def _valid_end(self, number: int, offset: int) -> tuple[int, int]:
-        count = 0
+        """Where the intact records from `offset` on end, and how many there are."""
+        end, count = offset, 0
         with open(self._segment(number), "rb") as file:
-            file.seek(offset)
-            while True:
-                header = file.read(HEADER.size)
-                if len(header) < HEADER.size:
-                    return offset, count
-                length, checksum = HEADER.unpack(header)
-                body = file.read(length)
-                if len(body) < length or zlib.crc32(body) != checksum:
-                    return offset, count
-                offset += HEADER.size + length
-                count += 1
+            try:
+                for _, after in _records(file, offset):
+                    end, count = after, count + 1
+            except SpoolCorrupt:
+                pass  # torn by a crash mid-append, or damaged: the intact records end here either way
+        return end, count
 
     # -- the queue -----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -125,18 +125,9 @@ class Spool:
             path = self._segment(number)
             if path.exists():
                 with open(path, "rb") as file:
-                    file.seek(offset)
-                    while len(records) < limit:
-                        header = file.read(HEADER.size)
-                        if len(header) < HEADER.size:
-                            break
-                        length, checksum = HEADER.unpack(header)
-                        body = file.read(length)
-                        if len(body) < length or zlib.crc32(body) != checksum:
-                            raise SpoolCorrupt(f"spool segment {path.name} is damaged at byte {offset}; "
-                                               "move it away to go on (its later records are lost)")
-                        records.append(body)
-                        offset += HEADER.size + length
+                    for record, end in islice(_records(file, offset), limit - len(records)):
+                        records.append(record)
+                        offset = end
             if len(records) < limit and number < self._tail:
                 number, offset = number + 1, 0
             else:
@@ -158,6 +149,20 @@ class Spool:
         for number in self._segments():
             if number < position[0]:
                 self._segment(number).unlink()
+
+
+def _records(file: BinaryIO, offset: int) -> Iterator[tuple[bytes, int]]:
+    """Each record of a segment from `offset` on, with the offset just after it, up to the end of the file
+    (a partial header counts as the end); SpoolCorrupt at a record cut short or failing its checksum."""
+    file.seek(offset)
+    while len(header := file.read(HEADER.size)) == HEADER.size:
+        length, checksum = HEADER.unpack(header)
+        record = file.read(length)
+        if len(record) < length or zlib.crc32(record) != checksum:
+            raise SpoolCorrupt(f"spool segment {os.path.basename(file.name)} is damaged at byte {offset}; "
+                               "move it away to go on (its later records are lost)")
+        offset += HEADER.size + length
+        yield record, offset
 
 
 def record_size(record: bytes) -> int:

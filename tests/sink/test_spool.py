@@ -78,3 +78,27 @@ def test_segments_roll_over_and_consumed_ones_are_deleted(tmp_path, monkeypatch)
     assert len(list(tmp_path.glob("spool-*.log"))) > 3
     assert [r[:2] for r in drain(spool)] == [b"%02d" % n for n in range(10)]
     assert len(list(tmp_path.glob("spool-*.log"))) == 1
+
+
+def test_a_record_cut_short_in_an_earlier_segment_is_counted_up_to_and_reported_not_replayed(tmp_path, monkeypatch):
+    monkeypatch.setattr("gateway.sink.spool.SEGMENT_BYTES", 40)
+    spool = Spool(tmp_path, 1 << 20)
+    for record in (b"a" * 10, b"b" * 10, b"c" * 10):
+        spool.append([record])
+    first, *later = sorted(tmp_path.glob("spool-*.log"))
+    assert later, "the records span several segments"
+    first.write_bytes(first.read_bytes()[:-4])  # the end of its last record is lost, as a bad disk would lose it
+    spool.close()
+    reopened = Spool(tmp_path, 1 << 20)
+    assert len(reopened) == 2  # the first segment's intact record and the later segment's
+    with pytest.raises(SpoolCorrupt, match=rf"{first.name} is damaged at byte 18"):
+        reopened.peek(10)
+
+
+def test_peek_stops_at_its_limit_and_goes_on_from_the_position_it_gave(tmp_path):
+    spool = Spool(tmp_path, 1 << 20)
+    spool.append([b"1", b"2", b"3"])
+    records, position = spool.peek(2)
+    assert records == [b"1", b"2"]
+    spool.advance(position, 2, sum(record_size(r) for r in records))
+    assert spool.peek(10)[0] == [b"3"]
