@@ -114,11 +114,13 @@ class Broker:
     """A Mosquitto child process with the shipped conf.d/ and ACL on loopback: a listener for the
     services, and one for devices, plain and TLS, where the client id is the username."""
 
-    def __init__(self, state_dir: Path, credentials: Credentials, device_ids: Iterable[str], extra_config: str = "") -> None:
+    def __init__(self, state_dir: Path, credentials: Credentials, device_ids: Iterable[str], extra_config: str = "",
+                 acl: Path = MOSQUITTO_DIR / "acl") -> None:
         self.state_dir = state_dir
         self.credentials = credentials
         self.device_ids = list(device_ids)
         self.extra_config = extra_config  # appended after the shipped settings (benchmarks size queues here)
+        self.acl = acl  # read at every start: a test changes it and restarts the broker
         self.pick_ports()
         self.process: subprocess.Popen | None = None
         self.log_path = state_dir / "mosquitto.log"
@@ -132,7 +134,7 @@ class Broker:
         write_private(services, self.credentials.service_password_file())
         write_private(devices, self.credentials.device_password_file(self.device_ids))
         self.tls = make_tls_files(self.state_dir / "tls")
-        every_listener = f"allow_anonymous false\nacl_file {MOSQUITTO_DIR / 'acl'}\n"  # per_listener_settings
+        every_listener = f"allow_anonymous false\nacl_file {self.acl}\n"  # per_listener_settings
         device_listener = f"{every_listener}password_file {devices}\nuse_username_as_clientid true\n"
         config = self.state_dir / "mosquitto.conf"
         config.write_text(
