@@ -6,32 +6,13 @@ with the loose ends flagged: types nobody produces, and types only stored.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from .manifest import Manifest
 from .transport import Transport
 
 ALL_TYPES = "*"  # the sink's manifest: it consumes every type
-
-
-@dataclass(frozen=True)
-class Manifest:
-    name: str
-    status: str
-    consumes: tuple[str, ...]
-    emits: tuple[str, ...]
-    reads: tuple[str, ...] = ()
-    version: str = ""
-    instance: str = ""
-
-    @classmethod
-    def parse(cls, payload: bytes) -> Manifest:
-        document = json.loads(payload)
-        partition = document.get("partition")
-        return cls(name=document["name"] + (f"[{partition}]" if partition else ""), status=document["status"], consumes=tuple(document.get("consumes", [])),
-                   emits=tuple(document.get("emits", [])), reads=tuple(document.get("reads", [])),
-                   version=str(document.get("version", "")), instance=document.get("instance", ""))
 
 
 async def collect_manifests(transport: Transport, quiet: float = 0.5, timeout: float = 5.0) -> list[Manifest]:
@@ -46,10 +27,10 @@ async def collect_manifests(transport: Transport, quiet: float = 0.5, timeout: f
         delivery.ack()
         try:
             manifest = Manifest.parse(delivery.message.payload)
-        except (ValueError, KeyError):
+        except ValueError:
             continue  # not a manifest: ignore it, it names nobody
         manifests[delivery.message.topic] = manifest
-    return sorted(manifests.values(), key=lambda m: m.name)
+    return sorted(manifests.values(), key=lambda m: m.spec.label)
 
 
 @dataclass
@@ -63,15 +44,16 @@ class Choreography:
     def of(cls, manifests: list[Manifest]) -> Choreography:
         graph = cls()
         for manifest in manifests:
-            if manifest.status != "online":
-                graph.offline.append(manifest.name)
-            for event_type in manifest.emits:
-                graph.producers[event_type].append(manifest.name)
-            for event_type in manifest.consumes:
+            service = manifest.spec.label
+            if not manifest.online:
+                graph.offline.append(service)
+            for event_type in manifest.spec.emits:
+                graph.producers[event_type].append(service)
+            for event_type in manifest.spec.consumes:
                 if event_type == ALL_TYPES:
-                    graph.stores_everything.append(manifest.name)
+                    graph.stores_everything.append(service)
                 else:
-                    graph.consumers[event_type].append(manifest.name)
+                    graph.consumers[event_type].append(service)
         return graph
 
     @property
@@ -89,7 +71,7 @@ class Choreography:
         lines = []
         for event_type in self.event_types:
             producers = ", ".join(self._mark(s) for s in self.producers.get(event_type, [])) or "(nobody)"
-            consumers = [self._mark(s) for s in self.consumers.get(event_type, [])] + [self._mark(s) for s in self.stores_everything]
+            consumers = [self._mark(s) for s in (*self.consumers.get(event_type, []), *self.stores_everything)]
             lines.append(f"{event_type:<24} {producers} -> {', '.join(consumers) or '(nobody)'}")
         if self.unproduced():
             lines.append(f"\nconsumed but produced by nobody: {', '.join(self.unproduced())}")

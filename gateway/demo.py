@@ -7,7 +7,6 @@ the sink last, so in-flight events drain into InfluxDB.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import signal
@@ -21,6 +20,7 @@ from .errors import ChoreoError, InvalidInput
 from .events import decode_event
 from .history import summarize
 from .localstack import REPO, LocalStack
+from .manifest import Manifest
 from .service import EXIT_FAILED, EXIT_OK
 from .settings import load_fleet, load_settings
 from .sink.influx_v1 import InfluxV1
@@ -110,12 +110,13 @@ class Demo:
             if delivery is None:
                 continue
             message = delivery.message
-            if message.topic == f"choreo/services/{name}" and json.loads(message.payload).get("status") == "online":
+            if message.topic == f"choreo/services/{name}" and Manifest.parse(message.payload).online:
                 print(f"service {name} online")
                 return
             if message.topic.startswith("events/"):
                 self._show(message.topic, message.payload)
-        raise ChoreoError(f"{name} did not come online within {READY_TIMEOUT:.0f}s; see {self.state_dir}/logs/{name}.log")
+        raise ChoreoError(f"{name} did not come online within {READY_TIMEOUT:.0f}s; "
+                          f"see {self.state_dir}/logs/{name}.log")
 
     def _check_children(self) -> None:
         for name, process in self.processes.items():

@@ -16,6 +16,7 @@ from .topics import service_topic
 from .transport import Message
 
 VERSION = "0.1.0"
+ONLINE, OFFLINE = "online", "offline"
 
 
 @dataclass(frozen=True)
@@ -34,15 +35,53 @@ class ServiceSpec:
         topic = service_topic(self.name)
         return f"{topic}/{self.partition}" if self.partition else topic
 
+    @property
+    def label(self) -> str:
+        """The name, and the partition when instances split the subjects: `threshold[0-of-2]`."""
+        return f"{self.name}[{self.partition}]" if self.partition else self.name
+
     def manifest(self, *, online: bool) -> Message:
+        """The retained message announcing this service, from this process."""
+        instance = f"{socket.gethostname()}:{os.getpid()}"
+        return Manifest(self, ONLINE if online else OFFLINE, instance).message()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A service's announcement: its spec, whether it is online and which process (`host:pid`) it is."""
+
+    spec: ServiceSpec
+    status: str
+    instance: str = ""
+
+    @property
+    def online(self) -> bool:
+        return self.status == ONLINE
+
+    def message(self) -> Message:
         document = {
-            "name": self.name,
-            "partition": self.partition,
-            "status": "online" if online else "offline",
-            "consumes": list(self.consumes),
-            "emits": list(self.emits),
-            "reads": list(self.reads),
-            "version": self.version,
-            "instance": f"{socket.gethostname()}:{os.getpid()}",
+            "name": self.spec.name,
+            "partition": self.spec.partition,
+            "status": self.status,
+            "consumes": list(self.spec.consumes),
+            "emits": list(self.spec.emits),
+            "reads": list(self.spec.reads),
+            "version": self.spec.version,
+            "instance": self.instance,
         }
-        return Message(self.topic, json.dumps(document).encode(), qos=1, retain=True)
+        return Message(self.spec.topic, json.dumps(document).encode(), qos=1, retain=True)
+
+    @classmethod
+    def parse(cls, payload: bytes) -> Manifest:
+        """A manifest from its JSON, as any service in any language writes it; ValueError if it is none.
+
+        Only `name` and `status` are required.
+        """
+        try:
+            document = json.loads(payload)
+            spec = ServiceSpec(name=document["name"], partition=document.get("partition"),
+                               reads=tuple(document.get("reads", [])), consumes=tuple(document.get("consumes", [])),
+                               emits=tuple(document.get("emits", [])), version=str(document.get("version", "")))
+            return cls(spec, document["status"], document.get("instance", ""))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not a service manifest: {exc!r}") from None

@@ -1,6 +1,7 @@
 import json
 
-from gateway.choreography import Choreography, Manifest
+from gateway.choreography import Choreography
+from gateway.manifest import Manifest
 
 
 def manifest(name, consumes, emits, status="online") -> Manifest:
