@@ -31,7 +31,7 @@ def serve(name: str, main: Callable[[asyncio.Event], Awaitable[object]],
     """Run `main(stop)` until it returns; SIGTERM or SIGINT sets `stop` for a clean shutdown,
     SIGHUP calls `reload` (if given) to re-read settings without a restart.
 
-    The event loop is uvloop's: same asyncio API, less CPU for each wake-up (README, Performance)."""
+    The event loop is uvloop's: same asyncio API, less CPU for each wake-up (docs/performance.md)."""
 
     async def runner() -> None:
         stop = asyncio.Event()

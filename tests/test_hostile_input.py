@@ -43,7 +43,7 @@ from gateway.topics import matches
 from gateway.transport import ClientConfig, Delivery, MemoryBroker, MemoryTransport, Message
 from reactors import REACTORS, climate
 
-READERS = {  # topic prefix -> the services that read it (README: the choreography)
+READERS = {  # topic prefix -> the services that read it (README.md, the flow diagram)
     "devices/": ("ingest",),
     "events/reading.v1/": ("threshold", "availability", "door", "energy", "anomaly", "sink"),
     "events/alert.raised.v1/": ("climate", "sink"),

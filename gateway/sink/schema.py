@@ -1,4 +1,4 @@
-"""How events are stored in InfluxDB. The README's "Storage schema" section documents this.
+"""How events are stored in InfluxDB. docs/sink.md, "Storage schema", documents this.
 
 - `events`: one point per event. Tags `type`, `subject`, `source`, and `site`, `room`
   when the event's data places it; fields `id`,

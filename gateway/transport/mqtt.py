@@ -1,4 +1,4 @@
-"""MQTT 5 transport on gmqtt (chosen by bench/mqtt_clients.py, see the README), with its own per-message path.
+"""MQTT 5 transport on gmqtt (chosen by bench/mqtt_clients.py: docs/decisions/0001-mqtt-client.md), with its own per-message path.
 
 gmqtt connects, subscribes, keeps the connection alive and reconnects; PUBLISH and PUBACK, nearly
 all the traffic, are encoded and decoded here (packets.py) and written once per event-loop turn.
@@ -398,7 +398,7 @@ class MqttTransport:
         """The next delivery; at most `receive_maximum` of them unacknowledged in the consumer's hands.
 
         A broker should never send more (MQTT 5, 4.9), but Mosquitto 2.0.11 does once acknowledgements
-        flow; the surplus waits here as received, not as work in progress (README, Performance).
+        flow; the surplus waits here as received, not as work in progress (docs/guarantees.md, How it holds).
         Raises Refused once the broker has refused one of our publishes.
         """
         if self._refusal is not None:

@@ -4,7 +4,7 @@ with an accounting of every event from a QoS 1 publisher through the broker and 
 Mosquitto is not a durable log: it keeps its state in memory and writes all of it to disk every
 2 s (`autosave_interval` in mosquitto/conf.d/choreo.conf). What a SIGKILL can cost is therefore
 what it had not saved and not yet handed on: the first test shows that a sink keeping up loses
-nothing, the second what a sink that is away loses (the limit the README states).
+nothing, the second what a sink that is away loses (the limit docs/guarantees.md states).
 """
 from __future__ import annotations
 
