@@ -15,9 +15,6 @@ class _Actuator(SimulatedDevice):
     def sample(self, elapsed: float) -> dict[str, Any]:
         return self.state()
 
-    def state(self) -> dict[str, Any]:
-        raise NotImplementedError
-
     def apply(self, request: Event) -> dict[str, Any] | None:
         data = request.data
         if not isinstance(data, ActuationRequestedV1):

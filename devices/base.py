@@ -57,6 +57,10 @@ class SimulatedDevice:
         """An actuator's reaction to an actuation request: its new state, or None if unchanged."""
         return None
 
+    def state(self) -> dict[str, Any]:
+        """An actuator's state, which it reports at every connect."""
+        raise NotImplementedError
+
     def telemetry(self, fields: dict[str, Any], now: datetime) -> dict[str, Any]:
         """The next payload: counter, device clock, the given fields and the battery where it applies."""
         self.sequence += 1

@@ -46,7 +46,17 @@ class Member:
     faults: FaultInjector
     schedule: random.Random
     due: float = 0.0  # seconds after the fleet started
-    transport: Transport | None = field(default=None, repr=False)
+    _transport: Transport | None = field(default=None, init=False, repr=False)
+
+    @property
+    def transport(self) -> Transport:
+        """Its own MQTT client, which a FleetRunner attaches before connecting; a bare simulation has none."""
+        if self._transport is None:
+            raise RuntimeError(f"device {self.device.id} has no transport outside a FleetRunner")
+        return self._transport
+
+    def attach(self, transport: Transport) -> None:
+        self._transport = transport
 
 
 class SimulatedFleet:
@@ -91,8 +101,8 @@ class FleetRunner:
         self.simulation = SimulatedFleet(fleet)
         self.members = self.simulation.members
         configs = [device_client_config(settings, m.device.id) for m in self.members]  # fail before connecting
-        for member, config in zip(self.members, configs):
-            member.transport = transport_factory(config)
+        for member, config in zip(self.members, configs, strict=True):
+            member.attach(transport_factory(config))
         self.counts: Counter[str] = Counter()
         self.status = FleetStatus(status_stream)
 

@@ -38,4 +38,5 @@ class FleetStatus:
         rate = snapshot["published"] / max(elapsed, 1e-9)
         print(f"fleet summary: {snapshot['devices']} devices, {snapshot['published']:,} messages in {elapsed:.1f}s "
               f"({rate:,.0f} msg/s), {snapshot['actuations']} actuations, {snapshot['errors']} errors, "
-              f"{snapshot['reconnects']} reconnects, faults {snapshot['faults'] or 'none'}", file=self.stream, flush=True)
+              f"{snapshot['reconnects']} reconnects, faults {snapshot['faults'] or 'none'}",
+              file=self.stream, flush=True)
