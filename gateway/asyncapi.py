@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from .events import CONTENT_TYPE, EVENT_TYPES, Event
+from .events import CONTENT_TYPE, EVENT_TYPES, Event, EventData
 from .manifest import VERSION, ServiceSpec
 
 SCHEMAS = "#/components/schemas/"
@@ -70,7 +70,7 @@ def _messages() -> dict[str, Any]:
 
 
 def _schemas() -> dict[str, Any]:
-    models = [(model, "validation") for model in EVENT_TYPES.values()]
+    models: list[tuple[type[EventData], JsonSchemaMode]] = [(model, "validation") for model in EVENT_TYPES.values()]
     names, definitions = models_json_schema(models, ref_template=SCHEMAS + "{model}")
     schemas: dict[str, Any] = dict(definitions["$defs"])
     envelope = Event.model_json_schema(ref_template=SCHEMAS + "{model}")

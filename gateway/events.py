@@ -5,12 +5,14 @@ here are the single source for validation, storage and documentation.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import operator
 import os
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -248,11 +250,14 @@ class Event(BaseModel):
 
 def _envelope_of(model: type[EventData]) -> type[Event]:
     name = "Event_" + model.event_type.replace(".", "_")
-    return create_model(name, __base__=Event, type=(Literal[model.event_type], ...), data=(model, ...))
+    # a Literal of a value known only at run time, which type checkers cannot follow
+    fields: dict[str, Any] = {"type": (Literal[model.event_type], ...), "data": (model, ...)}
+    return create_model(name, __base__=Event, **fields)
 
 
 ENVELOPES: dict[str, type[Event]] = {event_type: _envelope_of(model) for event_type, model in EVENT_TYPES.items()}
-_DECODER: TypeAdapter[Event] = TypeAdapter(Annotated[Union[tuple(ENVELOPES.values())], Field(discriminator="type")])
+_ANY_ENVELOPE: Any = functools.reduce(operator.or_, ENVELOPES.values())  # every envelope in one union: A | B | ...
+_DECODER: TypeAdapter[Event] = TypeAdapter(Annotated[_ANY_ENVELOPE, Field(discriminator="type")])
 
 
 def new_event(

@@ -20,8 +20,9 @@ from .topics import validate_event_type, validate_id
 
 DURATION = re.compile(r"[1-9][0-9]{0,6}(s|m|h|d|w)")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-ENVELOPE_COLUMNS = ("type", "subject", "source", "id", "correlationid", "causationid", "sequence", "emittedtime", "data")
-READING_COLUMNS = ("device", "metric", "value", "unit", "site", "room", "kind", "event_id")
+ENVELOPE_COLUMNS: tuple[str, ...] = (
+    "type", "subject", "source", "id", "correlationid", "causationid", "sequence", "emittedtime", "data")
+READING_COLUMNS: tuple[str, ...] = ("device", "metric", "value", "unit", "site", "room", "kind", "event_id")
 
 
 def time_bound(value: str, flag: str) -> str:
@@ -31,7 +32,8 @@ def time_bound(value: str, flag: str) -> str:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidInput(f"{flag} {value!r}: expected a duration ago (30s, 15m, 2h, 7d) or an RFC 3339 time") from None
+        raise InvalidInput(f"{flag} {value!r}: expected a duration ago (30s, 15m, 2h, 7d) "
+                           "or an RFC 3339 time") from None
     if moment.tzinfo is None:
         raise InvalidInput(f"{flag} {value!r}: an RFC 3339 time needs its UTC offset, e.g. Z")
     return "'" + moment.astimezone(UTC).isoformat().replace("+00:00", "Z") + "'"
@@ -61,7 +63,7 @@ class HistoryQuery:
         if self.until is not None:
             conditions.append(f"time <= {time_bound(self.until, '--until')}")
         tags = {"site": self.site, "room": self.room}
-        if self.readings:
+        if self.metric is not None:  # the readings of that metric
             if self.type is not None:
                 raise InvalidInput("--type and --metric do not go together: --metric queries readings")
             if not METRIC_NAME_PATTERN.fullmatch(self.metric):
@@ -87,7 +89,7 @@ class HistoryQuery:
 def _rows(series: Iterable[dict]) -> Iterable[dict]:
     for one in series:
         for values in one["values"]:
-            yield dict(zip(one["columns"], values))
+            yield dict(zip(one["columns"], values, strict=True))
 
 
 def rows_to_events(series: Iterable[dict]) -> list[dict]:

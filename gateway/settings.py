@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 from .errors import ConfigError
 from .events import AlertName, MetricName
@@ -46,7 +47,8 @@ class MqttSettings(_Section):
 
 class InfluxSettings(_Section):
     url: str = Field(default="http://127.0.0.1:8086", pattern=r"^https?://[^\s/]+(/.*)?$")
-    api: Literal["v1", "v2"] = Field(default="v1", description="v1: /write (1.x, and 2.x/3.x compatibility); v2: /api/v2/write")
+    api: Literal["v1", "v2"] = Field(default="v1",
+                                     description="v1: /write (1.x, and 2.x/3.x compatibility); v2: /api/v2/write")
     org: str | None = Field(default=None, description="v2: the organisation")
     bucket: str | None = Field(default=None, description="v2: the bucket (default: database)")
     database: str = Field(default="choreo", pattern=rf"^{ID_PATTERN.pattern}$")
@@ -86,7 +88,8 @@ class ThresholdSettings(_Section):
     min_duration: float = Field(default=3.0, ge=0, description="seconds beyond a limit before raising")
     rules: list[ThresholdRule] = []
 
-    def rule_for(self, metric: str, site: str | None, room: str | None, kind: str | None = None) -> ThresholdRule | None:
+    def rule_for(self, metric: str, site: str | None, room: str | None,
+                 kind: str | None = None) -> ThresholdRule | None:
         """The most specific rule for a metric of this reading: by room, then site, then device kind, then any."""
         default = _rule(self.metric, self.high, self.low, self.hysteresis, self.min_duration)
         candidates = [rule for rule in (*self.rules, default) if rule.metric == metric
@@ -213,9 +216,9 @@ def _env_key(name: str) -> tuple[str, str] | None:
     return None
 
 
-def _read_file(path: str | os.PathLike | None) -> tuple[dict[str, Any], str]:
+def _read_file(path: str | os.PathLike[str] | None) -> tuple[dict[str, Any], str]:
     explicit = path is not None
-    file = Path(path if explicit else DEFAULT_CONFIG_FILE)
+    file = Path(DEFAULT_CONFIG_FILE if path is None else path)
     if not file.exists():
         if explicit:
             raise ConfigError(f"settings file {str(file)!r} does not exist (from CHOREO_CONFIG)")
@@ -230,9 +233,9 @@ def _describe(exc: ValidationError, sources: dict[tuple[str, str], str]) -> str:
     return "invalid settings: " + "; ".join(_describe_one(error, sources) for error in exc.errors(include_url=False))
 
 
-def _describe_one(error: dict[str, Any], sources: dict[tuple[str, str], str]) -> str:
+def _describe_one(error: ErrorDetails, sources: dict[tuple[str, str], str]) -> str:
     loc = tuple(str(part) for part in error["loc"])
-    where = sources.get(loc[:2], ".".join(loc)) if len(loc) >= 2 else ".".join(loc) or "settings"
+    where = sources.get((loc[0], loc[1]), ".".join(loc)) if len(loc) >= 2 else ".".join(loc) or "settings"
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown setting"
     message = error["msg"].removeprefix("Value error, ")

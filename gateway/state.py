@@ -56,7 +56,8 @@ class StateStore:
         except sqlite3.Error as exc:
             raise ConfigError(f"reactor state {path}: {exc}; move the file away to start empty") from None
         # (row, number of ids) of each batch of handled ids, oldest first: what to trim is decided here
-        self._seen_batches: deque[tuple[int, int]] = deque(self.db.execute("SELECT n, count FROM seen_batches ORDER BY n"))
+        self._seen_batches: deque[tuple[int, int]] = deque(
+            self.db.execute("SELECT n, count FROM seen_batches ORDER BY n"))
         self._seen_held = sum(count for _, count in self._seen_batches)
 
     def _migrate_seen(self) -> None:
@@ -78,7 +79,8 @@ class StateStore:
             "sources": dict(db.execute("SELECT source, sequence FROM sources")),
             "timers": [(key, name, deadline, tuple(json.loads(cause)))
                        for key, name, deadline, cause in db.execute("SELECT key, name, deadline, cause FROM timers")],
-            "outbox": {fact_id: (topic, bytes(payload)) for fact_id, topic, payload in db.execute("SELECT * FROM outbox")},
+            "outbox": {fact_id: (topic, bytes(payload))
+                       for fact_id, topic, payload in db.execute("SELECT * FROM outbox")},
             "sequence": int(meta.get("sequence", 0)),
         }
 
@@ -115,9 +117,11 @@ class StateStore:
         `window` ids no longer need; returns the new (row, count) and how many old rows went."""
         if not ids:
             return None, 0
-        row = self.db.execute("INSERT INTO seen_batches (ids, count) VALUES (?, ?)", ("\n".join(ids), len(ids))).lastrowid
+        insert = self.db.execute("INSERT INTO seen_batches (ids, count) VALUES (?, ?)", ("\n".join(ids), len(ids)))
+        row = insert.lastrowid
+        assert row is not None  # an INSERT always sets it
         held, trimmed = self._seen_held + len(ids), 0
-        for n, count in self._seen_batches:
+        for _, count in self._seen_batches:
             if held - count < window:
                 break
             held -= count

@@ -41,7 +41,8 @@ def validate_id(value: str, what: str = "device id") -> str:
 
 def validate_event_type(value: str) -> str:
     if not isinstance(value, str) or len(value) > 128 or not _is_event_type(value):
-        raise InvalidInput(f"invalid event type {value!r}: expected dotted lower-case name with a major version, e.g. reading.v1")
+        raise InvalidInput(f"invalid event type {value!r}: "
+                           "expected dotted lower-case name with a major version, e.g. reading.v1")
     return value
 
 

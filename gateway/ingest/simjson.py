@@ -80,7 +80,8 @@ def _actuator_report(document: dict, sequence: int, time: datetime | None) -> De
     cause = {key: document.pop(key) for key in CAUSE_KEYS if key in document}
     unknown = set(document) - set(ACTUATOR_KEYS)
     if unknown:
-        raise InvalidInput(f"unknown field {sorted(unknown)[0][:64]!r} in an actuator report; known: seq, ts, state, position, request, correlation")
+        raise InvalidInput(f"unknown field {sorted(unknown)[0][:64]!r} in an actuator report; "
+                           "known: seq, ts, state, position, request, correlation")
     try:
         data = ActuatorChangedV1.model_validate(document)
     except ValidationError as exc:

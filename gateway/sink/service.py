@@ -226,7 +226,8 @@ class Sink:
             if rejections:
                 await asyncio.wait(rejections, timeout=10)
             async with self._spool_lock:
-                await asyncio.to_thread(self.spool.advance, position, len(records), sum(record_size(r) for r in records))
+                size = sum(record_size(r) for r in records)
+                await asyncio.to_thread(self.spool.advance, position, len(records), size)
             self.counts["replayed"] += len(records)
             units = None
 
@@ -272,7 +273,8 @@ class Sink:
         log.warning("rejected %s: %s", topic[:128], reason)
         self._sequence += 1
         data = EventRejectedV1.of(reason=reason, rejected_by=SOURCE, topic=topic, payload=payload)
-        [published] = publish_events(self.transport, [new_event(data, source=SOURCE, subject=subject, sequence=self._sequence)])
+        event = new_event(data, source=SOURCE, subject=subject, sequence=self._sequence)
+        [published] = publish_events(self.transport, [event])
         return published
 
 
