@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 
+from .certificates import make_tls_files
 from .credentials import Credentials, write_private
 from .errors import ConfigError
 
@@ -84,30 +85,6 @@ def wait_until(condition, timeout: float, what: str, process: subprocess.Popen |
             return
         time.sleep(0.05)
     raise TimeoutError(f"{what}: not ready after {timeout:.0f}s")
-
-
-def make_tls_files(directory: Path) -> dict[str, Path]:
-    """A local CA and a server certificate for 127.0.0.1/localhost signed by it (openssl), made once."""
-    files = {name: directory / f"{name}" for name in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt")}
-    if files["server.crt"].exists():
-        return files
-    directory.mkdir(parents=True, exist_ok=True)
-    openssl = find_binary("openssl")
-
-    def run(*args: str) -> None:
-        subprocess.run([openssl, *args], check=True, capture_output=True)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj", "/CN=choreo local CA",
-        "-keyout", str(files["ca.key"]), "-out", str(files["ca.crt"]))
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-        "-keyout", str(files["server.key"]), "-out", str(files["server.csr"]))
-    extensions = directory / "server.ext"
-    extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
-    run("x509", "-req", "-in", str(files["server.csr"]), "-CA", str(files["ca.crt"]), "-CAkey", str(files["ca.key"]),
-        "-CAcreateserial", "-days", "825", "-extfile", str(extensions), "-out", str(files["server.crt"]))
-    for name in ("ca.key", "server.key"):
-        files[name].chmod(0o600)
-    return files
 
 
 class Broker:
