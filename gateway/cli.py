@@ -64,8 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("correlation_id", help="the chain's correlationid (its first event's id)")
     trace.add_argument("--since", default="7d", help="how far back to look (default 7d)")
 
-    secrets = commands.add_parser("secrets", help="write the broker password file and service env files for docker compose")
+    secrets = commands.add_parser("secrets", help="write the broker's password and TLS files and the services' env "
+                                  "files for docker compose")
     secrets.add_argument("--out", default=".choreo/compose", help="folder for the files (default .choreo/compose)")
+    secrets.add_argument("--fleet", help="the fleet whose devices get broker accounts (default: the one "
+                         "docker-compose.yml runs, devices/fleets/demo.toml)")
 
     chart = commands.add_parser("map", help="draw the live choreography from the services' manifests")
     chart.add_argument("--format", choices=["text", "mermaid"], default="text")
@@ -248,12 +251,19 @@ def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_secrets(args: argparse.Namespace, settings: Settings) -> int:
-    from pathlib import Path
+    """Prints the paths it wrote, never what is in them."""
+    from .compose import COMPOSE_FLEET, write_compose_secrets
+    from .fleet import Fleet
 
-    from .compose import write_compose_secrets
-
-    device_ids = [f"{settings.devices.prefix}-{n + 1}" for n in range(settings.devices.count)]
-    for path in write_compose_secrets(Path(args.out), device_ids):
+    # Not the fleet.file setting: the compose devices service sets its own CHOREO_FLEET_FILE,
+    # and the device password file must hold exactly the devices that service runs.
+    device_ids = [spec.id for spec in Fleet.load(args.fleet or COMPOSE_FLEET).devices()]
+    try:
+        paths = write_compose_secrets(Path(args.out), device_ids)
+    except ChoreoError as exc:
+        print(f"choreo secrets: {exc.message}", file=sys.stderr)
+        return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_FAILED
+    for path in paths:
         print(f"wrote {path}")
     return EXIT_OK
 
