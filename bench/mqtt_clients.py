@@ -53,7 +53,8 @@ class Bench:
     def c_subscriber(self, topic: str, qos: int = 0, timestamps: bool = False) -> subprocess.Popen:
         """mosquitto_sub for N messages; with `timestamps` it prints each arrival time (%U: unix time, ns)."""
         output = ["-F", "%U"] if timestamps else ["-F", ""]
-        return subprocess.Popen(["mosquitto_sub", *self.auth, "-t", topic, "-q", str(qos), "-C", str(self.messages), *output],
+        return subprocess.Popen(["mosquitto_sub", *self.auth, "-t", topic, "-q", str(qos), "-C", str(self.messages),
+                                 *output],
                                 stdout=subprocess.PIPE if timestamps else subprocess.DEVNULL)
 
     @staticmethod
@@ -152,7 +153,8 @@ def gmqtt_publish(topic, bench):
 
 # -- paho-mqtt (threaded network loop) --------------------------------------------------
 def paho_client(name: str, bench: Bench) -> paho.Client:
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"{name}-{time.monotonic_ns()}", protocol=paho.MQTTv5)
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"{name}-{time.monotonic_ns()}",
+                         protocol=paho.MQTTv5)
     client.username_pw_set("admin", bench.password)
     client.max_queued_messages_set(0)
     return client
@@ -185,7 +187,8 @@ def paho_publish(topic, bench):
 def aiomqtt_receive(topic, counter, ready, done, bench):
     async def main():
         async with aiomqtt.Client("127.0.0.1", bench.broker.port, username="admin", password=bench.password,
-                                  identifier=f"rx-aiomqtt-{time.monotonic_ns()}", max_queued_incoming_messages=0) as client:
+                                  identifier=f"rx-aiomqtt-{time.monotonic_ns()}",
+                                  max_queued_incoming_messages=0) as client:
             await client.subscribe(topic, qos=0)
             ready.set()
             async for _ in client.messages:
@@ -255,7 +258,8 @@ def main() -> None:
             rows = []
             for name, receive, publish in CANDIDATES:
                 print(f"measuring {name} ...", file=sys.stderr)
-                rows.append({"client": name, "receive": bench.receive_rate(receive), "publish": bench.publish_rate(publish)})
+                rows.append({"client": name, "receive": bench.receive_rate(receive),
+                             "publish": bench.publish_rate(publish)})
         finally:
             broker.stop()
     print(f"\n{args.messages:,} messages of {len(PAYLOAD)} bytes, QoS 0 unless said; "

@@ -92,7 +92,8 @@ class NodeRed:
         self.log_path = user_dir / "node-red.log"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [find_binary("node"), str(RED_JS), "--userDir", str(user_dir), "--settings", str(user_dir / "settings.js")],
+                [find_binary("node"), str(RED_JS), "--userDir", str(user_dir),
+                 "--settings", str(user_dir / "settings.js")],
                 env=self._configure(user_dir), stdout=log, stderr=subprocess.STDOUT)
         try:
             self._wait_ready()
@@ -217,7 +218,8 @@ def check(messages: int, devices: int = 50, timeout: float = 120.0) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="run Node-RED on a LocalStack of its own and verify the flow")
+    parser.add_argument("--check", action="store_true",
+                        help="run Node-RED on a LocalStack of its own and verify the flow")
     parser.add_argument("--messages", type=int, default=5000)
     args = parser.parse_args()
     if not args.check:

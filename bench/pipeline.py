@@ -113,8 +113,9 @@ class LatencyProbe:
     that time minus the timestamp of the reading that caused the alert."""
 
     def __init__(self, stack: LocalStack, topic: str, reading_time) -> None:
-        self.command = ["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(stack.broker.port), "-u", "admin",
-                        "-P", stack.credentials.mqtt["admin"], "-i", "bench-latency", "-q", "0", "-t", topic,
+        self.command = ["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(stack.broker.port),
+                        "-u", "admin", "-P", stack.credentials.mqtt["admin"], "-i", "bench-latency", "-q", "0",
+                        "-t", topic,
                         "-F", "%U %p", "-d"]  # -d: its own log on the same stream tells when it has subscribed
         self.reading_time = reading_time
         self.latencies: list[float] = []
@@ -181,7 +182,8 @@ class Ours(System):
         # Session expiry 0: once stopped, ours leaves no session queueing the next system's load.
         common = {"CHOREO_THRESHOLD_MIN_DURATION": "0", "CHOREO_REACTORS_STATE_DIR": str(self.state / "reactors"),
                   "CHOREO_SINK_SPOOL_DIR": str(self.state / "spool"), "CHOREO_MQTT_SESSION_EXPIRY": "0"}
-        for name, command, account in (("ingest", ["ingest"], "ingest"), ("threshold", ["reactor", "threshold"], "threshold"),
+        for name, command, account in (("ingest", ["ingest"], "ingest"),
+                                       ("threshold", ["reactor", "threshold"], "threshold"),
                                        ("sink", ["sink"], "sink")):
             env = {**os.environ, **self.stack.env(account), **common}
             with open(self.state / f"{name}.log", "w") as log:
@@ -205,7 +207,8 @@ class Peer(System):
         from bench.nodered import ALERTS, NodeRed  # only when measured: it needs Node.js
 
         super().__init__("node-red", ALERTS + "+", "nodered")
-        influx_query(stack.influxdb.url, "admin", stack.credentials.influx_admin_password, f"CREATE DATABASE {self.database}")
+        influx_query(stack.influxdb.url, "admin", stack.credentials.influx_admin_password,
+                     f"CREATE DATABASE {self.database}")
         self.node_red = NodeRed.for_stack(stack, database=self.database, alert_above=LIMIT)
 
     def reading_time(self, alert: dict) -> float:
@@ -237,7 +240,8 @@ class Bench:
         auth = ["-h", "127.0.0.1", "-p", str(self.stack.broker.port), "-u", "admin", "-P", self.password]
         subscriber = ["mosquitto_sub", *auth, "-i", "bench-limit", "-q", "1", "-t", "devices/+/telemetry"]
         persistent = ["-V", "mqttv5", "-c", "-x", "600"]
-        subprocess.run([*subscriber, *persistent, "-E"], check=True, timeout=30)  # the session exists before any message
+        # the session exists before any message
+        subprocess.run([*subscriber, *persistent, "-E"], check=True, timeout=30)
         with tempfile.TemporaryFile() as arrivals:
             sub = subprocess.Popen([*subscriber, *persistent, "-C", str(self.events), "-F", "%U"], stdout=arrivals)
             # mosquitto_pub quits early on a wrapped message id once its input ends: keep the input open
@@ -252,7 +256,8 @@ class Bench:
                 stop([pub, sub], timeout=30)
             arrivals.seek(0)
             times = arrivals.read().split()
-        subprocess.run([*subscriber, "-E"], check=True, timeout=30)  # a clean start ends the session: no queue for later runs
+        # a clean start ends the session: no queue for later runs
+        subprocess.run([*subscriber, "-E"], check=True, timeout=30)
         return (len(times) - 1) / (float(times[-1]) - float(times[0]))
 
     def measure(self, system: System) -> dict:
@@ -367,16 +372,18 @@ def print_report(result: dict) -> None:
         for s in systems)))
     rows.append(("... with the broker and InfluxDB", *(
         f"{sum(result[s]['at_5000']['cpu_seconds_per_100k'].values()):.1f}" for s in systems)))
-    rows.append(("achieved rate of the 5,000/s run", *(f"{result[s]['at_5000']['achieved_rate']:,.0f}" for s in systems)))
+    rows.append(("achieved rate of the 5,000/s run", *(
+        f"{result[s]['at_5000']['achieved_rate']:,.0f}" for s in systems)))
     rows.append(("peak RSS (MiB, largest process)", *(
         f"{max(result[s]['peak_rss_mib'].values()):.0f}" for s in systems)))
     if all("memory_run" in result[s] for s in systems):
+        memory = {s: result[s]["memory_run"] for s in systems}
         rows.append(("memory run: readings/s, readings and alerts still missing a minute after it", *(
-            f"{result[s]['memory_run']['achieved_rate']:,.0f}; {result[s]['memory_run']['missing_a_minute_after']['readings']:,}"
-            f" and {result[s]['memory_run']['missing_a_minute_after']['alerts']:,} of {result[s]['memory_run']['readings']:,}"
+            f"{memory[s]['achieved_rate']:,.0f}; {memory[s]['missing_a_minute_after']['readings']:,}"
+            f" and {memory[s]['missing_a_minute_after']['alerts']:,} of {memory[s]['readings']:,}"
             for s in systems)))
         rows.append(("RSS over the memory run, a tenth in -> end (MiB, by process)", *(
-            ", ".join(f"{name} {r['warm']:.0f} -> {r['last']:.0f}" for name, r in result[s]["memory_run"]["rss_mib"].items())
+            ", ".join(f"{name} {r['warm']:.0f} -> {r['last']:.0f}" for name, r in memory[s]["rss_mib"].items())
             for s in systems)))
     print(f"\nbroker limit (mosquitto_pub -> mosquitto_sub, QoS 1): {limit:,.0f} msg/s\n")
     print("| figure | " + " | ".join(systems) + " |")
@@ -392,8 +399,9 @@ def print_report(result: dict) -> None:
         print(f"{s}: the broker and InfluxDB alone, at their flat-out CPU per reading, would fill "
               f"{result['cores']} cores at {servers_bound(result[s]['flat_out'], result['cores']):,.0f} readings/s")
     for s in systems:
+        cpu_by_process = result[s]["at_5000"]["cpu_seconds_per_100k"]
         per_process = ", ".join(f"{name} {cpu:.1f} s / {result[s]['peak_rss_mib'][name]:.0f} MiB"
-                                for name, cpu in result[s]["at_5000"]["cpu_seconds_per_100k"].items() if name not in SERVERS)
+                                for name, cpu in cpu_by_process.items() if name not in SERVERS)
         print(f"{s}, CPU per 100,000 readings and peak RSS by process: {per_process}")
 
 

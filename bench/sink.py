@@ -131,7 +131,8 @@ class Bench:
         sinks = self.sinks()
         first_seen, deadline = None, time.monotonic() + 900
         while (count := self.stored()) < self.events:
-            assert time.monotonic() < deadline and all(s.poll() is None for s in sinks), "the sinks did not store the backlog"
+            running = all(s.poll() is None for s in sinks)
+            assert time.monotonic() < deadline and running, "the sinks did not store the backlog"
             if count and first_seen is None:
                 first_seen = (time.perf_counter(), count)
             time.sleep(0.25)  # a bench may poll
@@ -160,7 +161,8 @@ def main() -> None:
             result = Bench(stack, args.events, args.replicas, Path(state), args.batch_size).run()
     print_table(f"{result['events']:,} events (readings, one point each in `events` and `readings`), "
                 f"sink replicas: {result['replicas']}", [
-                    ("broker only: backlog drained by mosquitto_sub, QoS 1", f"{result['broker_only_rate']:,.0f} events/s"),
+                    ("broker only: backlog drained by mosquitto_sub, QoS 1",
+                     f"{result['broker_only_rate']:,.0f} events/s"),
                     ("ceiling: broker drain and InfluxDB writes at once, no sink work",
                      f"{result['ceiling_rate']:,.0f} events/s"),
                     ("sink: backlog stored in InfluxDB (counted there)", f"{result['sink_rate']:,.0f} events/s"),

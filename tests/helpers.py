@@ -57,7 +57,7 @@ def influx_query(url: str, user: str, password: str, statement: str, database: s
     rows = []
     for series in result.get("series", []):
         for values in series["values"]:
-            rows.append({**series.get("tags", {}), **dict(zip(series["columns"], values))})
+            rows.append({**series.get("tags", {}), **dict(zip(series["columns"], values, strict=True))})
     return rows
 
 
@@ -108,7 +108,8 @@ class MqttObserver:
 
 def connack(port: int, username: str | None, password: str | None = None) -> paho.ReasonCode:
     """The broker's answer to one MQTT 5 CONNECT with these credentials (None: anonymous)."""
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"login-{uuid.uuid4().hex[:6]}", protocol=paho.MQTTv5)
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"login-{uuid.uuid4().hex[:6]}",
+                         protocol=paho.MQTTv5)
     if username is not None:
         client.username_pw_set(username, password)
     answers = []

@@ -47,7 +47,8 @@ def test_every_event_type_and_every_service_is_described(document):
     operations = document["operations"]
     for name in ("ingest.send.reading.v1", "threshold.receive.reading.v1", "threshold.send.alert.raised.v1",
                  "climate.send.actuation.requested.v1", "door.send.alert.raised.v1", "energy.send.energy.measured.v1",
-                 "availability.send.device.offline.v1", "anomaly.send.alert.cleared.v1", "sink.receive.energy.measured.v1"):
+                 "availability.send.device.offline.v1", "anomaly.send.alert.cleared.v1",
+                 "sink.receive.energy.measured.v1"):
         assert name in operations, name
     reading = document["components"]["schemas"]["CloudEvent_reading_v1"]
     assert reading["properties"]["data"] == {"$ref": "#/components/schemas/ReadingV1"}

@@ -20,7 +20,8 @@ from gateway.sink.lineprotocol import encode_point
 BUDGET = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+                    lambda children: (st.lists(children, max_size=4)
+                                      | st.dictionaries(st.text(max_size=10), children, max_size=4)),
                     max_leaves=12)
 TELEMETRY = st.dictionaries(
     st.sampled_from(["seq", "ts", "temperature", "humidity", "state", "position", "request", "correlation", "x"]),
@@ -96,7 +97,8 @@ NAME = st.text(st.characters(blacklist_characters="\n\r\\", blacklist_categories
 
 
 @BUDGET
-@given(NAME, st.dictionaries(NAME, NAME, max_size=3), st.dictionaries(NAME, st.text(max_size=30), min_size=1, max_size=3))
+@given(NAME, st.dictionaries(NAME, NAME, max_size=3),
+       st.dictionaries(NAME, st.text(max_size=30), min_size=1, max_size=3))
 def test_encoded_lines_parse_back_to_exactly_what_was_encoded(measurement, tags, fields):
     try:
         line = encode_point(measurement, tags, fields, 1)

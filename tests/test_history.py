@@ -6,7 +6,8 @@ from gateway.history import HistoryQuery, format_rows, format_trace, rows_to_eve
 
 def test_query_filters_by_subject_type_and_time():
     statement = HistoryQuery(subject="temp-1", type="alert.raised.v1", since="2h").influxql()
-    assert "FROM \"events\" WHERE time > now() - 2h AND \"subject\" = 'temp-1' AND \"type\" = 'alert.raised.v1'" in statement
+    assert ("FROM \"events\" WHERE time > now() - 2h AND \"subject\" = 'temp-1' "
+            "AND \"type\" = 'alert.raised.v1'") in statement
     assert statement.endswith("ORDER BY time DESC LIMIT 1000")  # the newest 1000, printed oldest first
 
 
@@ -47,7 +48,8 @@ def test_metric_queries_readings_by_device_site_and_room():
     statement = HistoryQuery(metric="temperature", site="hq", room="lab", subject="lab-temperature-1",
                              since="2026-01-01T00:00:00Z", until="1h").influxql()
     assert 'FROM "readings" WHERE time > \'2026-01-01T00:00:00Z\' AND time <= now() - 1h' in statement
-    for condition in ("\"site\" = 'hq'", "\"room\" = 'lab'", "\"device\" = 'lab-temperature-1'", "\"metric\" = 'temperature'"):
+    for condition in ("\"site\" = 'hq'", "\"room\" = 'lab'", "\"device\" = 'lab-temperature-1'",
+                      "\"metric\" = 'temperature'"):
         assert condition in statement
 
 

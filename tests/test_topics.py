@@ -9,7 +9,8 @@ def test_valid_ids(good):
     assert validate_id(good) == good
 
 
-@pytest.mark.parametrize("bad", ["", "+", "#", "a/b", "a+b", "-lead", "_lead", "x" * 65, "a b", "a\nb", "é", "..", "$SYS", "a,b", "a=b"])
+@pytest.mark.parametrize("bad", ["", "+", "#", "a/b", "a+b", "-lead", "_lead", "x" * 65, "a b", "a\nb", "é", "..",
+                                 "$SYS", "a,b", "a=b"])
 def test_invalid_ids_are_refused(bad):
     with pytest.raises(InvalidInput, match="invalid device id"):
         validate_id(bad)

@@ -54,7 +54,8 @@ def test_a_stuck_sensor_repeats_its_first_values():
 
 
 def test_clock_skew_moves_the_device_clock():
-    fleet = Fleet.quick(1, ["temperature"], 1.0).model_copy(update={"faults": Faults(clock_skew=1.0, clock_skew_seconds=3600)})
+    skewed = Faults(clock_skew=1.0, clock_skew_seconds=3600)
+    fleet = Fleet.quick(1, ["temperature"], 1.0).model_copy(update={"faults": skewed})
     simulation = SimulatedFleet(fleet)
     [member] = simulation.members
     [payload] = simulation.telemetry(member)

@@ -45,12 +45,15 @@ def test_the_same_seed_reproduces_the_same_run_and_another_seed_does_not():
 
 
 @pytest.mark.parametrize("text, message", [
-    ('[[sites]]\nid = "a"\n[[sites.rooms]]\nid = "r"\ndevices = [{ kind = "toaster" }]', "unknown device kind 'toaster'"),
-    ('[[sites]]\nid = "a"\n[[sites.rooms]]\nid = "r"\ndevices = [{ kind = "fan", count = 0 }]', "count: Input should be greater than or equal to 1"),
+    ('[[sites]]\nid = "a"\n[[sites.rooms]]\nid = "r"\ndevices = [{ kind = "toaster" }]',
+     "unknown device kind 'toaster'"),
+    ('[[sites]]\nid = "a"\n[[sites.rooms]]\nid = "r"\ndevices = [{ kind = "fan", count = 0 }]',
+     "count: Input should be greater than or equal to 1"),
     ('[[sites]]\nid = "a b"\n[[sites.rooms]]\nid = "r"', "sites.0.id: String should match pattern"),
     ('[[sites]]\nid = "a"\n[[sites.rooms]]\nid = "r"\n[[sites]]\nid = "b"\n[[sites.rooms]]\nid = "r"\n'
      'devices = [{ kind = "fan" }]\n', ""),
-    ('seed = 1\n[faults]\nduplicate = 2\n[[sites]]\nid = "a"\n[[sites.rooms]]\nid = "r"', "faults.duplicate: Input should be less than or equal to 1"),
+    ('seed = 1\n[faults]\nduplicate = 2\n[[sites]]\nid = "a"\n[[sites.rooms]]\nid = "r"',
+     "faults.duplicate: Input should be less than or equal to 1"),
     ("sites = [", "not valid TOML"),
 ])
 def test_bad_fleet_files_name_the_problem(tmp_path, text, message):
@@ -74,7 +77,8 @@ def test_duplicate_device_ids_are_refused(tmp_path):
 
 def test_bad_kind_parameters_are_refused_before_connecting(tmp_path):
     path = tmp_path / "fleet.toml"
-    path.write_text('[[sites]]\nid = "a"\n[[sites.rooms]]\nid = "r"\ndevices = [{ kind = "temperature", swing = "big" }]')
+    path.write_text('[[sites]]\nid = "a"\n[[sites.rooms]]\nid = "r"\n'
+                    'devices = [{ kind = "temperature", swing = "big" }]')
     settings = load_settings({"CHOREO_DEVICES_SECRET": "s"})
     with pytest.raises(ConfigError, match=r"device r-temperature-1 \(temperature\): parameter swing"):
         FleetRunner(Fleet.load(path), settings)

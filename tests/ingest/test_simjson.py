@@ -17,7 +17,8 @@ def test_decodes_metrics_with_senml_units_and_device_time():
     decoded = decode(payload(ts="2026-11-22T09:59:59.500Z", temperature=21.5, battery=97), NOW)
     assert decoded.sequence == 1
     assert decoded.time == NOW - timedelta(milliseconds=500)
-    assert [(m.name, m.unit, m.value) for m in decoded.data.measurements] == [("temperature", "Cel", 21.5), ("battery", "%EL", 97.0)]
+    assert [(m.name, m.unit, m.value) for m in decoded.data.measurements] == [
+        ("temperature", "Cel", 21.5), ("battery", "%EL", 97.0)]
 
 
 def test_time_is_optional():

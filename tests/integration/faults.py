@@ -23,8 +23,8 @@ def start_service(services, observer: MqttObserver, name: str, env: dict):
     """`choreo {name}` as a process, once its manifest says online (`observer` reads choreo/services/#)."""
     seen = len(observer.on(f"choreo/services/{name}"))
     process = services.start(name, [name], env)
-    wait_for(lambda: any(json.loads(m.payload)["status"] == "online" for m in observer.on(f"choreo/services/{name}")[seen:]),
-             30, f"{name} online")
+    wait_for(lambda: any(json.loads(m.payload)["status"] == "online"
+                         for m in observer.on(f"choreo/services/{name}")[seen:]), 30, f"{name} online")
     return process
 
 
@@ -66,7 +66,8 @@ class SteadyLoad:
                 n += 1
                 key, message = self.message(n)
                 future = transport.publish(message)
-                future.add_done_callback(lambda f, k=key: f.cancelled() or f.exception() or self.acknowledged.setdefault(k, time.time()))
+                future.add_done_callback(
+                    lambda f, k=key: f.cancelled() or f.exception() or self.acknowledged.setdefault(k, time.time()))
                 self.published.append(key)
                 await asyncio.sleep(max(0.0, started + n * self.interval - time.monotonic()))
             assert await transport.flush(timeout=30)

@@ -89,8 +89,8 @@ def test_a_device_cannot_take_over_a_service_session_or_another_device(stack):
         lambda client, userdata, flags, reason, props: disconnects.append(client._client_id))
     with service, other_device:
         for taken in (target, "dev-b"):
-            with MqttObserver(stack.broker.device_port, "dev-a", device_password(stack.credentials.fleet_secret, "dev-a"),
-                              client_id=taken) as hijacker:
+            password = device_password(stack.credentials.fleet_secret, "dev-a")
+            with MqttObserver(stack.broker.device_port, "dev-a", password, client_id=taken) as hijacker:
                 hijacker.publish("devices/dev-a/telemetry", b'{"seq": 1, "temperature": 20}')
         # A round trip each: a takeover's DISCONNECT would have reached them before these PUBACKs.
         service.publish("events/event.rejected.v1/dev-a", b"{}")

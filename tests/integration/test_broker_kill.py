@@ -50,7 +50,8 @@ async def kill_broker(stack, after: float, down: float = 1.0) -> tuple[float, fl
     return saved, killed
 
 
-async def test_broker_sigkill_mid_stream_loses_and_duplicates_nothing_while_the_sink_keeps_up(fresh_stack, services, tmp_path):
+async def test_broker_sigkill_mid_stream_loses_and_duplicates_nothing_while_the_sink_keeps_up(
+        fresh_stack, services, tmp_path):
     stack, subject = fresh_stack, f"broker-{uuid.uuid4().hex[:6]}"
     sink = start_saved_sink(stack, services, tmp_path)
     load = SteadyLoad(stack, subject, rate=500)

@@ -63,7 +63,8 @@ async def test_each_fault_mode_reaches_the_broker_as_specified(tmp_path):
 
             def enough() -> bool:
                 statuses = [m.payload for m in observer.on("devices/drop-door-1/status")]
-                return (len(seqs(observer, "dup-temperature-1")) >= 20 and len(seqs(observer, "ooo-temperature-1")) >= 30
+                return (len(seqs(observer, "dup-temperature-1")) >= 20
+                        and len(seqs(observer, "ooo-temperature-1")) >= 30
                         and len(observer.on("devices/bad-co2-1/telemetry")) >= 5
                         and b"offline" in statuses and statuses[-1] == b"online" and statuses.count(b"online") >= 2)
 

@@ -27,8 +27,10 @@ async def test_network_fault_between_services_and_broker_loses_and_duplicates_no
         with MqttObserver(stack.broker.port, "admin", stack.credentials.mqtt["admin"], "network-observer") as observer:
             observer.subscribe("choreo/services/#")
             # in a thread: the proxy runs on this event loop
-            sink = await asyncio.to_thread(start_service, services, observer, "sink", {**sink_env(stack, tmp_path), **via_proxy})
-            ingest = await asyncio.to_thread(start_service, services, observer, "ingest", {**stack.env("ingest"), **via_proxy})
+            sink = await asyncio.to_thread(start_service, services, observer, "sink",
+                                           {**sink_env(stack, tmp_path), **via_proxy})
+            ingest = await asyncio.to_thread(start_service, services, observer, "ingest",
+                                             {**stack.env("ingest"), **via_proxy})
         load = SteadyLoad(stack, device, rate=300, device=True)
 
         async def network_fault() -> None:

@@ -44,7 +44,8 @@ def start_consumers(stack, services, observer: MqttObserver, settings: dict) -> 
 
 def test_reading_to_alert_to_influxdb_with_rejections_and_history(fresh_stack, services, fleet_file):
     stack = fresh_stack
-    settings = {**FAST, "CHOREO_FLEET_FILE": str(fleet_file), "CHOREO_REACTORS_STATE_DIR": str(fleet_file.parent / "state")}
+    settings = {**FAST, "CHOREO_FLEET_FILE": str(fleet_file),
+                "CHOREO_REACTORS_STATE_DIR": str(fleet_file.parent / "state")}
     monitor = ("monitor", stack.credentials.mqtt["monitor"])
     with MqttObserver(stack.broker.port, *monitor, client_id="pipeline-observer") as observer:
         observer.subscribe("choreo/services/+")
@@ -55,7 +56,8 @@ def test_reading_to_alert_to_influxdb_with_rejections_and_history(fresh_stack, s
         # An alert whose cause is a stored reading.
         def alert_caused_by_stored_reading():
             for alert in query(stack, "SELECT * FROM events WHERE type = 'alert.raised.v1'"):
-                cause = query(stack, f"SELECT * FROM events WHERE type = 'reading.v1' AND id = '{alert['causationid']}'")
+                cause = query(stack,
+                              f"SELECT * FROM events WHERE type = 'reading.v1' AND id = '{alert['causationid']}'")
                 if cause and cause[0]["correlationid"] == alert["correlationid"] == cause[0]["id"]:
                     return alert
             return None
@@ -123,7 +125,8 @@ def test_reading_to_alert_to_influxdb_with_rejections_and_history(fresh_stack, s
         # A device process killed without a goodbye leaves its last will: a stored device.offline.v1.
         devices.send_signal(signal.SIGKILL)
         devices.wait()
-        wait_for(lambda: query(stack, "SELECT * FROM events WHERE type = 'device.offline.v1' AND subject = 'lab-fan-1'"),
+        wait_for(lambda: query(stack, "SELECT * FROM events "
+                                      "WHERE type = 'device.offline.v1' AND subject = 'lab-fan-1'"),
                  60, "device.offline.v1 from the last will")
 
     # What the broker carried matches what InfluxDB stored for the alert.

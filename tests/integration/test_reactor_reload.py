@@ -29,7 +29,8 @@ def test_sighup_reloads_settings_without_losing_state(stack, services, tmp_path)
                  30, "threshold online")
 
         def alerts():
-            return [(json.loads(m.payload)["type"], json.loads(m.payload)["data"]["limit"]) for m in observer.on("events/alert.")]
+            facts = [json.loads(m.payload) for m in observer.on("events/alert.")]
+            return [(fact["type"], fact["data"]["limit"]) for fact in facts]
 
         observer.publish(*reading(29.0))
         wait_for(lambda: alerts() == [("alert.raised.v1", 28.0)], 20, "the alert under the first limit")

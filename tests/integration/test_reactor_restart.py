@@ -71,17 +71,20 @@ def alerts() -> list:
 
 # reactor -> (settings, the events that make it emit facts)
 CASES = {
-    "threshold": ({"CHOREO_THRESHOLD_HIGH": "28", "CHOREO_THRESHOLD_HYSTERESIS": "1", "CHOREO_THRESHOLD_MIN_DURATION": "2"},
+    "threshold": ({"CHOREO_THRESHOLD_HIGH": "28", "CHOREO_THRESHOLD_HYSTERESIS": "1",
+                   "CHOREO_THRESHOLD_MIN_DURATION": "2"},
                   lambda: readings(lambda step, i: temperature(26 + 4 * ((step + i * 7) % 20 >= 10)))),
     "availability": ({"CHOREO_AVAILABILITY_SILENCE_SECONDS": "1.5"},  # each subject every 4 s: offline, online, ...
                      lambda: readings(lambda step, i: temperature(20) if (step - i) % 4 == 0 else [])),
     "climate": ({}, alerts),
     "door": ({"CHOREO_DOOR_LIMIT_SECONDS": "5"},  # closed 10 s, open 10 s, ...: every opening outlasts the limit
-             lambda: readings(lambda step, i: [Measurement(name="door_open", unit="/", value=float((step + i * 3) % 20 >= 10))])),
+             lambda: readings(lambda step, i: [Measurement(name="door_open", unit="/",
+                                                           value=float((step + i * 3) % 20 >= 10))])),
     "energy": ({"CHOREO_ENERGY_PERIOD_SECONDS": "10"},  # a counter that restarts every 60 s
-               lambda: readings(lambda step, i: [Measurement(name="energy", unit="Wh", value=(step + i * 13) % 60 * 2.0)])),
-    "anomaly": ({"CHOREO_ANOMALY_METRICS": "temperature", "CHOREO_ANOMALY_WINDOW": "20", "CHOREO_ANOMALY_MIN_SAMPLES": "5",
-                 "CHOREO_ANOMALY_STUCK_SECONDS": "5"}, lambda: readings(anomalous)),
+               lambda: readings(lambda step, i: [Measurement(name="energy", unit="Wh",
+                                                             value=(step + i * 13) % 60 * 2.0)])),
+    "anomaly": ({"CHOREO_ANOMALY_METRICS": "temperature", "CHOREO_ANOMALY_WINDOW": "20",
+                 "CHOREO_ANOMALY_MIN_SAMPLES": "5", "CHOREO_ANOMALY_STUCK_SECONDS": "5"}, lambda: readings(anomalous)),
 }
 assert set(CASES) == set(REACTORS), "every reactor has a case"
 
@@ -107,7 +110,8 @@ async def expected_facts(name: str, settings: dict, events) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("name", CASES)
-async def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(fresh_stack, services, tmp_path, fleet_file, name):
+async def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(
+        fresh_stack, services, tmp_path, fleet_file, name):
     stack = fresh_stack
     settings, stream = CASES[name]
     settings = {**settings, "CHOREO_FLEET_FILE": str(fleet_file)}

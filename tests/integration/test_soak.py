@@ -63,7 +63,8 @@ def test_memory_stays_flat_and_every_reading_is_stored(tmp_path, services, soak_
         fleet.terminate()
         fleet.wait(20)
 
-        crashed = [name for name, process in services.processes.items() if name != "devices" and process.poll() is not None]
+        crashed = [name for name, process in services.processes.items()
+                   if name != "devices" and process.poll() is not None]
         assert not crashed, f"stopped during the soak: {crashed}"
         published = {json.loads(m.payload)["id"] for m in observer.on("events/reading.v1/")}
         assert len(published) > seconds * len(devices)  # the load really ran
@@ -78,5 +79,6 @@ def test_memory_stays_flat_and_every_reading_is_stored(tmp_path, services, soak_
     third = len(next(iter(samples.values()))) // 3
     for name, rss in samples.items():
         middle, last = max(rss[third:2 * third]), max(rss[2 * third:])
-        print(f"{name}: RSS {rss[0]:.0f} -> {rss[-1]:.0f} MiB, middle-third peak {middle:.0f}, last-third peak {last:.0f}")
+        print(f"{name}: RSS {rss[0]:.0f} -> {rss[-1]:.0f} MiB, "
+              f"middle-third peak {middle:.0f}, last-third peak {last:.0f}")
         assert last <= middle * GROWTH_ALLOWED + SLACK_MIB, f"{name} grew from {middle:.0f} to {last:.0f} MiB"

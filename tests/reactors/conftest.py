@@ -18,6 +18,7 @@ def harness_for(request):
     stack = request.getfixturevalue("stack")
 
     def on_broker(reactor):
-        return BrokerReactorHarness(reactor, port=stack.broker.port, reactor_password=stack.credentials.mqtt[reactor.name],
+        return BrokerReactorHarness(reactor, port=stack.broker.port,
+                                    reactor_password=stack.credentials.mqtt[reactor.name],
                                     admin_password=stack.credentials.mqtt["admin"])
     return on_broker

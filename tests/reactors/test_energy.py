@@ -8,8 +8,8 @@ SETTINGS = load_settings({"CHOREO_ENERGY_PERIOD_SECONDS": "60"})
 
 
 def meter(wh: float) -> ReadingV1:
-    return ReadingV1(measurements=[Measurement(name="power", unit="W", value=100), Measurement(name="energy", unit="Wh", value=wh)],
-                     site="hq", room="plant")
+    return ReadingV1(measurements=[Measurement(name="power", unit="W", value=100),
+                                   Measurement(name="energy", unit="Wh", value=wh)], site="hq", room="plant")
 
 
 async def test_each_closed_period_gets_its_energy(harness_for):

@@ -7,7 +7,8 @@ SETTINGS = load_settings({"CHOREO_THRESHOLD_HIGH": "28", "CHOREO_THRESHOLD_HYSTE
 
 
 def reading(value: float, metric: str = "temperature", unit: str = "Cel", room: str | None = None) -> ReadingV1:
-    return ReadingV1(measurements=[Measurement(name=metric, unit=unit, value=value)], site="hq" if room else None, room=room)
+    return ReadingV1(measurements=[Measurement(name=metric, unit=unit, value=value)],
+                     site="hq" if room else None, room=room)
 
 
 async def feed(harness, values, subject="t-1", step=1.0, **options):

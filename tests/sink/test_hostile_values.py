@@ -31,7 +31,8 @@ async def test_hostile_strings_round_trip_exactly(fresh_stack):
     subject = f"h-{uuid.uuid4().hex[:6]}"
     sent = []
     for text in HOSTILE:
-        data = EventRejectedV1(reason=text, rejected_by="gateway/ingest", topic=f"devices/{subject}/telemetry", excerpt=text)
+        data = EventRejectedV1(reason=text, rejected_by="gateway/ingest", topic=f"devices/{subject}/telemetry",
+                               excerpt=text)
         event = new_event(data, source="gateway/ingest", subject=subject)
         harness.deliver(Message(event_topic(event.type, event.subject), event.to_json()))
         sent.append(event)

@@ -5,7 +5,8 @@ from gateway.sink.lineprotocol import encode_point
 
 
 def test_encodes_sorted_tags_typed_fields_and_timestamp():
-    line = encode_point("events", {"type": "reading.v1", "subject": "t-1"}, {"sequence": 3, "value": 1.5, "ok": True, "id": "x"}, 42)
+    line = encode_point("events", {"type": "reading.v1", "subject": "t-1"},
+                        {"sequence": 3, "value": 1.5, "ok": True, "id": "x"}, 42)
     assert line == 'events,subject=t-1,type=reading.v1 sequence=3i,value=1.5,ok=true,id="x" 42'
 
 

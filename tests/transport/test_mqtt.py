@@ -15,7 +15,8 @@ pytestmark = pytest.mark.integration
 
 
 def admin_config(stack, name: str, **options) -> ClientConfig:
-    return ClientConfig(name, port=stack.broker.port, username="admin", password=stack.credentials.mqtt["admin"], **options)
+    return ClientConfig(name, port=stack.broker.port, username="admin", password=stack.credentials.mqtt["admin"],
+                        **options)
 
 
 def unique(name: str) -> str:
@@ -137,7 +138,8 @@ async def test_replicas_split_a_shared_subscription_within_their_acl(stack):
     """Stateless reactors scale out through MQTT 5 shared subscriptions under their own account."""
     def replica(name: str) -> MqttTransport:
         return MqttTransport(ClientConfig(unique(name), port=stack.broker.port, username="threshold",
-                                          password=stack.credentials.mqtt["threshold"], clean_start=True, session_expiry=0))
+                                          password=stack.credentials.mqtt["threshold"], clean_start=True,
+                                          session_expiry=0))
 
     group, root = unique("group"), unique("shared")
     async with replica("a") as a, replica("b") as b, MqttTransport(admin_config(stack, unique("pub"))) as publisher:
