@@ -3,6 +3,8 @@ VENV    := .venv
 PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 DURATION ?=
+# What ruff checks; mypy's files are listed in pyproject.toml.
+LINTED  := gateway devices reactors tests bench
 
 .PHONY: demo test bench setup clean
 
@@ -10,6 +12,8 @@ demo: setup
 	$(VENV)/bin/choreo demo $(if $(DURATION),--duration $(DURATION))
 
 test: setup
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: setup
