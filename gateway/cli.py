@@ -157,7 +157,8 @@ def cmd_reactor(args: argparse.Namespace, settings: Settings) -> int:
             log.error("%s kept its settings: %s", reactor.name, exc.message)
 
     client_id = f"{reactor.name}{suffix}" if not reactor.shared else f"{reactor.name}-{os.getpid()}"
-    return _serve_consumer(settings, spec, lambda transport: ReactorRunner(reactor, transport, store, partition=partition),
+    return _serve_consumer(settings, spec,
+                           lambda transport: ReactorRunner(reactor, transport, store, partition=partition),
                            reload=reload, client_id=client_id)
 
 
@@ -204,7 +205,8 @@ def _serve_consumer(settings: Settings, spec: ServiceSpec, build: Callable[[Tran
     """Connect as `spec.name`, subscribe, announce the manifest, consume until stopped."""
 
     async def main(stop: asyncio.Event) -> None:
-        config = ClientConfig.from_settings(settings.mqtt, spec.name, will=spec.manifest(online=False), **client_options)
+        config = ClientConfig.from_settings(settings.mqtt, spec.name, will=spec.manifest(online=False),
+                                            **client_options)
         async with MqttTransport(config) as transport:
             service = build(transport)
             await transport.subscribe(*spec.reads, retained="new")
@@ -272,7 +274,8 @@ def cmd_map(args: argparse.Namespace, settings: Settings) -> int:
     from .choreography import Choreography, collect_manifests
 
     async def main() -> list:
-        config = ClientConfig.from_settings(settings.mqtt, f"choreo-map-{os.getpid()}", clean_start=True, session_expiry=0)
+        config = ClientConfig.from_settings(settings.mqtt, f"choreo-map-{os.getpid()}", clean_start=True,
+                                            session_expiry=0)
         async with MqttTransport(config) as transport:
             return await collect_manifests(transport)
 

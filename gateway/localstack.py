@@ -186,11 +186,12 @@ class InfluxDB:
     def _bootstrap(self) -> None:
         admin = self.credentials.influx_admin_password
         writer = self.credentials.influx_writer_password
+        reader = self.credentials.influx_reader_password
         users = self.query("SHOW USERS", auth=("admin", admin), allow_error=True)
         if "error" in users:  # no users yet: the first admin may be created without credentials
             self.query(f"CREATE USER admin WITH PASSWORD '{admin}' WITH ALL PRIVILEGES", auth=None)
         self.query(f"CREATE DATABASE {DATABASE}", auth=("admin", admin))
-        for user, password, privilege in ((WRITER, writer, "WRITE"), (READER, self.credentials.influx_reader_password, "READ")):
+        for user, password, privilege in ((WRITER, writer, "WRITE"), (READER, reader, "READ")):
             if f'"{user}"' not in json.dumps(users):
                 self.query(f"CREATE USER {user} WITH PASSWORD '{password}'", auth=("admin", admin))
             self.query(f"GRANT {privilege} ON {DATABASE} TO {user}", auth=("admin", admin))
