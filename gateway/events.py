@@ -12,7 +12,7 @@ import os
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -220,7 +220,10 @@ EVENT_TYPES: dict[str, type[EventData]] = {
 }
 
 
-class Event(BaseModel):
+D = TypeVar("D", bound=EventData)
+
+
+class Event(BaseModel, Generic[D]):
     """A CloudEvents 1.0 envelope whose `data` is the typed model of its `type`.
 
     Build one with new_event(); parse one with decode_event(), which picks the envelope
@@ -242,7 +245,7 @@ class Event(BaseModel):
     # When the producer emitted the fact (`time` is when it happened; for a reactor's fact, its
     # cause's time). `choreo trace` and the latency benchmark measure steps with it.
     emittedtime: UtcTime | None = None
-    data: SerializeAsAny[EventData]
+    data: SerializeAsAny[D]  # Event[ReadingV1] in a handler's signature: its data is a ReadingV1
 
     def to_json(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
@@ -261,7 +264,7 @@ _DECODER: TypeAdapter[Event] = TypeAdapter(Annotated[_ANY_ENVELOPE, Field(discri
 
 
 def new_event(
-    data: EventData,
+    data: D,
     *,
     source: str,
     subject: str,
@@ -270,7 +273,7 @@ def new_event(
     cause: Event | None = None,
     caused_by: tuple[str, str] | None = None,
     event_id: str | None = None,
-) -> Event:
+) -> Event[D]:
     """Build an event; a caused event inherits the correlation id and names its cause.
 
     `caused_by` is (causation id, correlation id) for a cause known only by its ids,

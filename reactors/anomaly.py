@@ -9,9 +9,9 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from gateway.events import AlertClearedV1, AlertRaisedV1, Event, Measurement, ReadingV1
+from gateway.events import AlertClearedV1, AlertRaisedV1, Event, EventData, Measurement, ReadingV1
 from gateway.reactor import Context, Reactor
-from gateway.settings import Settings
+from gateway.settings import AnomalySettings, Settings
 
 
 class MetricState(BaseModel):
@@ -31,9 +31,9 @@ def build(settings: Settings) -> Reactor:
     reactor = Reactor("anomaly", description="outliers and stuck sensors", state=AnomalyState,
                       settings=settings.anomaly)
 
-    @reactor.on(ReadingV1.event_type, emits=[AlertRaisedV1.event_type, AlertClearedV1.event_type])
-    def inspect(event: Event, ctx: Context) -> list:
-        facts = []
+    @reactor.on(ReadingV1, emits=[AlertRaisedV1, AlertClearedV1])
+    def inspect(event: Event[ReadingV1], ctx: Context) -> list[EventData]:
+        facts: list[EventData] = []
         for m in event.data.measurements:
             if m.name in ctx.settings.metrics:
                 metric = ctx.state.metrics.setdefault(m.name, MetricState())
@@ -43,7 +43,8 @@ def build(settings: Settings) -> Reactor:
     return reactor
 
 
-def _alert(raised: bool, name: str, m: Measurement, limit: float, event: Event, seconds: float = 0.0):
+def _alert(raised: bool, name: str, m: Measurement, limit: float, event: Event[ReadingV1],
+           seconds: float = 0.0) -> EventData:
     location = {"site": event.data.site, "room": event.data.room}
     if raised:
         return AlertRaisedV1(alert=name, metric=m.name, value=m.value, limit=limit, unit=m.unit,
@@ -51,7 +52,8 @@ def _alert(raised: bool, name: str, m: Measurement, limit: float, event: Event, 
     return AlertClearedV1(alert=name, metric=m.name, value=m.value, limit=limit, unit=m.unit, **location)
 
 
-def _outlier(metric: MetricState, m: Measurement, event: Event, settings) -> list:
+def _outlier(metric: MetricState, m: Measurement, event: Event[ReadingV1],
+             settings: AnomalySettings) -> list[EventData]:
     facts = []
     if len(metric.recent) >= settings.min_samples:
         mean = sum(metric.recent) / len(metric.recent)
@@ -71,8 +73,8 @@ def _outlier(metric: MetricState, m: Measurement, event: Event, settings) -> lis
     return facts
 
 
-def _stuck(metric: MetricState, m: Measurement, event: Event, settings) -> list:
-    if m.value != metric.last_value:
+def _stuck(metric: MetricState, m: Measurement, event: Event[ReadingV1], settings: AnomalySettings) -> list[EventData]:
+    if m.value != metric.last_value or metric.unchanged_since is None:
         metric.last_value, metric.unchanged_since = m.value, event.time
         if metric.stuck:
             metric.stuck = False

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from gateway.events import DeviceOfflineV1, DeviceOnlineV1, Event, ReadingV1
+from gateway.events import DeviceOfflineV1, DeviceOnlineV1, Event, EventData, ReadingV1
 from gateway.reactor import Context, Reactor
 from gateway.settings import Settings
 
@@ -19,23 +19,23 @@ def build(settings: Settings) -> Reactor:
     reactor = Reactor("availability", description="times out silent devices", state=DeviceState,
                       settings=settings.availability)
 
-    @reactor.on(ReadingV1.event_type, emits=[DeviceOnlineV1.event_type])
-    def heard(event: Event, ctx: Context) -> list:
+    @reactor.on(ReadingV1, emits=[DeviceOnlineV1])
+    def heard(event: Event[ReadingV1], ctx: Context) -> list[EventData]:
         ctx.start_timer("silence", ctx.settings.silence_seconds)
         if ctx.state.silent:
             ctx.state.silent = False
             return [DeviceOnlineV1()]
         return []
 
-    @reactor.on(DeviceOfflineV1.event_type)
-    def went_away(event: Event, ctx: Context) -> list:
+    @reactor.on(DeviceOfflineV1)
+    def went_away(event: Event[DeviceOfflineV1], ctx: Context) -> list[EventData]:
         if event.source == "reactor/availability":
             return []  # its own silent fact coming back: a reading since may have started a new timer
         ctx.cancel_timer("silence")  # it is offline already; do not say so twice
         return []
 
-    @reactor.timer("silence", emits=[DeviceOfflineV1.event_type])
-    def silent(ctx: Context) -> list:
+    @reactor.timer("silence", emits=[DeviceOfflineV1])
+    def silent(ctx: Context) -> list[EventData]:
         ctx.state.silent = True
         return [DeviceOfflineV1(reason="silent", silent_seconds=ctx.settings.silence_seconds)]
 

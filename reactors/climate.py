@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from gateway.errors import ConfigError
 from gateway.events import ActuationRequestedV1, AlertClearedV1, AlertRaisedV1, Event
 from gateway.fleet import Registry
-from gateway.reactor import Context, Reactor
+from gateway.reactor import Context, Emission, Reactor
 from gateway.settings import Settings, load_fleet
 
 
@@ -27,8 +27,8 @@ def build(settings: Settings, registry: Registry | None = None) -> Reactor:
     reactor = Reactor("climate", description="runs a room's fans while a sensor there is too warm",
                       state=RoomState, settings=settings.climate, partitionable=False)  # state by room
 
-    @reactor.on(AlertRaisedV1.event_type, AlertClearedV1.event_type, emits=[ActuationRequestedV1.event_type])
-    def react(event: Event, ctx: Context) -> list:
+    @reactor.on(AlertRaisedV1, AlertClearedV1, emits=[ActuationRequestedV1])
+    def react(event: Event[AlertRaisedV1 | AlertClearedV1], ctx: Context) -> list[Emission]:
         data = event.data
         if event.source != ctx.settings.source or data.alert != ctx.settings.alert:
             return []

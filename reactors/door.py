@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from gateway.events import AlertClearedV1, AlertRaisedV1, Event, ReadingV1
+from gateway.events import AlertClearedV1, AlertRaisedV1, Event, EventData, ReadingV1
 from gateway.reactor import Context, Reactor
 from gateway.settings import Settings
 
@@ -21,8 +21,8 @@ def build(settings: Settings) -> Reactor:
     reactor = Reactor("door", description="alerts when a door stays open too long", state=DoorState,
                       settings=settings.door)
 
-    @reactor.on(ReadingV1.event_type, emits=[AlertClearedV1.event_type])
-    def contact(event: Event, ctx: Context) -> list:
+    @reactor.on(ReadingV1, emits=[AlertClearedV1])
+    def contact(event: Event[ReadingV1], ctx: Context) -> list[EventData]:
         reading = event.data.value_of("door_open")
         if reading is None:
             return []
@@ -40,8 +40,8 @@ def build(settings: Settings) -> Reactor:
                                        site=door.site, room=door.room)]
         return []
 
-    @reactor.timer("open-too-long", emits=[AlertRaisedV1.event_type])
-    def too_long(ctx: Context) -> list:
+    @reactor.timer("open-too-long", emits=[AlertRaisedV1])
+    def too_long(ctx: Context) -> list[EventData]:
         door = ctx.state
         door.raised = True
         return [AlertRaisedV1(alert=ALERT, metric="door_open", value=1, limit=1, unit="/",

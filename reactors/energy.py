@@ -6,15 +6,15 @@ dropped (by their sequence), so they cannot look like a restart."""
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 
-from gateway.events import EnergyMeasuredV1, Event, ReadingV1
+from gateway.events import EnergyMeasuredV1, Event, EventData, ReadingV1
 from gateway.reactor import Context, Reactor
 from gateway.settings import Settings
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class MeterState(BaseModel):
@@ -32,14 +32,14 @@ def build(settings: Settings) -> Reactor:
     reactor = Reactor("energy", description="energy per meter per period", state=MeterState,
                       settings=settings.energy, drop_stale=True)
 
-    @reactor.on(ReadingV1.event_type, emits=[EnergyMeasuredV1.event_type])
-    def measure(event: Event, ctx: Context) -> list:
+    @reactor.on(ReadingV1, emits=[EnergyMeasuredV1])
+    def measure(event: Event[ReadingV1], ctx: Context) -> list[EventData]:
         reading = event.data.value_of("energy")
         if reading is None:
             return []
         meter, seconds = ctx.state, ctx.settings.period_seconds
         period = period_of(event.time, seconds)
-        facts = []
+        facts: list[EventData] = []
         if meter.period_start is None:
             meter.period_start, meter.counter_at_start = period, reading.value
         elif reading.value < meter.last_counter:  # restarted: keep what was counted, count anew from here

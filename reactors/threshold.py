@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from gateway.events import AlertClearedV1, AlertRaisedV1, Event, Measurement, ReadingV1
+from gateway.events import AlertClearedV1, AlertRaisedV1, Event, EventData, Measurement, ReadingV1
 from gateway.reactor import Context, Reactor
 from gateway.settings import Settings, ThresholdRule
 
@@ -25,10 +25,10 @@ def build(settings: Settings) -> Reactor:
     reactor = Reactor("threshold", description="alerts when a metric stays beyond its limits",
                       state=ThresholdState, settings=settings.threshold)
 
-    @reactor.on(ReadingV1.event_type, emits=[AlertRaisedV1.event_type, AlertClearedV1.event_type])
-    def check(event: Event, ctx: Context) -> list:
+    @reactor.on(ReadingV1, emits=[AlertRaisedV1, AlertClearedV1])
+    def check(event: Event[ReadingV1], ctx: Context) -> list[EventData]:
         data = event.data
-        facts = []
+        facts: list[EventData] = []
         for measurement in data.measurements:
             rule = ctx.settings.rule_for(measurement.name, data.site, data.room, data.kind)
             if rule is None:
@@ -41,8 +41,8 @@ def build(settings: Settings) -> Reactor:
     return reactor
 
 
-def _check(state: ThresholdState, event: Event, m: Measurement, direction: str, limit: float,
-           rule: ThresholdRule) -> list:
+def _check(state: ThresholdState, event: Event[ReadingV1], m: Measurement, direction: str, limit: float,
+           rule: ThresholdRule) -> list[EventData]:
     alert = f"{m.name}.{direction}"
     limit_state = state.limits.setdefault(alert, LimitState())
     sign = 1 if direction == "high" else -1

@@ -26,6 +26,8 @@ from ..events import (
 )
 from ..fleet import Registry
 from ..manifest import ServiceSpec
+from ..rejection import UNKNOWN_SUBJECT, Rejections
+from ..sequence import SequenceTracker
 from ..service import consume, publish_events
 from ..topics import STATUS_FILTER, TELEMETRY_FILTER, device_id_from_topic
 from ..transport import Delivery, Message, Transport
@@ -34,7 +36,6 @@ from . import simjson
 log = logging.getLogger(__name__)
 
 SOURCE = "gateway/ingest"
-UNKNOWN_SUBJECT = "unknown"
 STATUS_FACTS: dict[bytes, type[EventData]] = {b"online": DeviceOnlineV1, b"offline": DeviceOfflineV1}
 
 
@@ -45,7 +46,8 @@ class Ingest:
         self.registry = registry or Registry(None)
         self.counts: Counter[str] = Counter()
         self._sequence = 0
-        self._last_seq: dict[str, int] = {}  # per device: the highest `seq` seen
+        self.rejections = Rejections(SOURCE, self.counts, self._next_sequence)
+        self.device_sequences = SequenceTracker(self.counts)  # each device's `seq`
 
     def facts(self, message: Message) -> list[Event]:
         try:
@@ -58,18 +60,16 @@ class Ingest:
                 return [self._telemetry(device_id, message.topic, message.payload)]
             return self._status(device_id, message.payload)
         except InvalidInput as exc:
-            self.counts["rejected"] += 1
             return [self._rejected(message, exc.message)]
         except Exception as exc:  # a bug must cost one message, not the service
             log.exception("ingest failed on a message on %s", message.topic[:128])
-            self.counts["rejected"] += 1
             return [self._rejected(message, f"internal error: {type(exc).__name__}: {exc}")]
 
     def _telemetry(self, device_id: str, topic: str, payload: bytes) -> Event:
         received = utc_now()
         decoded = simjson.decode(payload, received)
         self.counts[decoded.data.event_type] += 1
-        self._track_sequence(device_id, decoded.sequence)
+        self.device_sequences.is_new(device_id, decoded.sequence)  # counts gaps, repeats and late ones
         location = self.registry.describe(device_id)
         data = decoded.data.model_copy(update=location) if location else decoded.data
         time = decoded.time or received
@@ -77,19 +77,6 @@ class Ingest:
         event_id = derived_event_id(time, topic.encode() + b"\0" + payload) if decoded.time else None
         return new_event(data, source=f"device/{device_id}", subject=device_id, time=time,
                          sequence=decoded.sequence, caused_by=decoded.caused_by, event_id=event_id)
-
-    def _track_sequence(self, device_id: str, sequence: int) -> None:
-        """Count gaps (lost or late messages), repeats and reorderings in a device's `seq`."""
-        last = self._last_seq.get(device_id)
-        if last is None or sequence == last + 1 or (sequence == 1 and last > 1):  # first, next, or a restart
-            self._last_seq[device_id] = sequence
-        elif sequence > last + 1:
-            self.counts["sequence_gaps"] += 1
-            self._last_seq[device_id] = sequence
-        elif sequence == last:
-            self.counts["sequence_repeats"] += 1
-        else:
-            self.counts["sequence_late"] += 1
 
     def _status(self, device_id: str, payload: bytes) -> list[Event]:
         if not payload:
@@ -105,9 +92,7 @@ class Ingest:
             subject = device_id_from_topic(message.topic)
         except InvalidInput:
             subject = UNKNOWN_SUBJECT
-        log.info("rejected %s: %s", message.topic[:128], reason)
-        data = EventRejectedV1.of(reason=reason, rejected_by=SOURCE, topic=message.topic, payload=message.payload)
-        return new_event(data, source=SOURCE, subject=subject, sequence=self._next_sequence())
+        return self.rejections.of(message, reason, subject)
 
     def _next_sequence(self) -> int:
         self._sequence += 1

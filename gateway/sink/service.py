@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..errors import InvalidInput, StoreError
-from ..events import EventRejectedV1, decode_event, new_event, utc_now
+from ..events import EventRejectedV1, decode_event, utc_now
 from ..manifest import ServiceSpec
+from ..rejection import UNKNOWN_SUBJECT, Rejections
 from ..service import ignored_retained, publish_events
 from ..settings import InfluxSettings
 from ..topics import EVENTS_FILTER
@@ -89,6 +90,7 @@ class Sink:
         self.counts: Counter[str] = Counter()
         self._batch = _Batch()
         self._sequence = 0
+        self.rejections = Rejections(SOURCE, self.counts, self._next_sequence)
         self._spooled = asyncio.Event()
         self._spool_lock = asyncio.Lock()  # appends and the replay's cursor moves run in threads
         self._last_status = time.monotonic()
@@ -150,7 +152,7 @@ class Sink:
             event = decode_event(message.payload, topic=message.topic, now=utc_now())
             lines = event_lines(event)
         except InvalidInput as exc:
-            delivery.ack_when([self._reject(message.topic, message.payload, exc.message)])
+            delivery.ack_when([self._reject(message, exc.message)])
             return
         self._batch.add(Unit(lines, event.subject, event.source == SOURCE, delivery))
 
@@ -266,16 +268,15 @@ class Sink:
             log.error("InfluxDB refused the sink's own rejection fact about %s: %s", unit.subject, exc.message)
             return
         excerpt = unit.delivery.message if unit.delivery else Message("spool", "\n".join(unit.lines).encode())
-        unit.rejection = self._reject(excerpt.topic, excerpt.payload, exc.message, unit.subject)
+        unit.rejection = self._reject(excerpt, exc.message, unit.subject)
 
-    def _reject(self, topic: str, payload: bytes, reason: str, subject: str = "unknown") -> asyncio.Future[None]:
-        self.counts["rejected"] += 1
-        log.warning("rejected %s: %s", topic[:128], reason)
-        self._sequence += 1
-        data = EventRejectedV1.of(reason=reason, rejected_by=SOURCE, topic=topic, payload=payload)
-        event = new_event(data, source=SOURCE, subject=subject, sequence=self._sequence)
-        [published] = publish_events(self.transport, [event])
+    def _reject(self, message: Message, reason: str, subject: str = UNKNOWN_SUBJECT) -> asyncio.Future[None]:
+        [published] = publish_events(self.transport, [self.rejections.of(message, reason, subject)])
         return published
+
+    def _next_sequence(self) -> int:
+        self._sequence += 1
+        return self._sequence
 
 
 async def _either(*events: asyncio.Event) -> None:

@@ -155,7 +155,7 @@ class ClientConfig:
     birth: Message | None = None  # published by the client on every (re)connect
 
     @classmethod
-    def from_settings(cls, mqtt: MqttSettings, default_client_id: str, **overrides: object) -> "ClientConfig":
+    def from_settings(cls, mqtt: MqttSettings, default_client_id: str, **overrides: object) -> ClientConfig:
         values: dict[str, object] = dict(
             client_id=mqtt.client_id or default_client_id,
             host=mqtt.host,

@@ -45,10 +45,10 @@ class MemoryBroker:
             if qos is not None:
                 client.offer(Message(message.topic, message.payload, min(qos, message.qos), retain=False))
 
-    def connect(self, client: "MemoryTransport") -> None:
+    def connect(self, client: MemoryTransport) -> None:
         self.clients.append(client)
 
-    def disconnect(self, client: "MemoryTransport", *, clean: bool) -> None:
+    def disconnect(self, client: MemoryTransport, *, clean: bool) -> None:
         self.clients.remove(client)
         if not clean and client.config.will is not None:
             self.route(client.config.will)

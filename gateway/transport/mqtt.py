@@ -1,4 +1,5 @@
-"""MQTT 5 transport on gmqtt (chosen by bench/mqtt_clients.py: docs/decisions/0001-mqtt-client.md), with its own per-message path.
+"""MQTT 5 transport on gmqtt, with its own per-message path (chosen by bench/mqtt_clients.py:
+docs/decisions/0001-mqtt-client.md).
 
 gmqtt connects, subscribes, keeps the connection alive and reconnects; PUBLISH and PUBACK, nearly
 all the traffic, are encoded and decoded here (packets.py) and written once per event-loop turn.
@@ -95,7 +96,7 @@ class _FastPathProtocol(MQTTProtocol):
     go straight to `owner`, and every other packet to gmqtt's handler, in arrival order.
     """
 
-    def __init__(self, *args: Any, owner: "MqttTransport", **kwargs: Any) -> None:
+    def __init__(self, *args: Any, owner: MqttTransport, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._owner = owner
         self._unparsed = b""
@@ -129,7 +130,7 @@ class _FastPathProtocol(MQTTProtocol):
 class _Client(gmqtt.Client):
     """A gmqtt client whose connections use _FastPathProtocol for `owner`."""
 
-    def __init__(self, *args: Any, owner: "MqttTransport", **kwargs: Any) -> None:
+    def __init__(self, *args: Any, owner: MqttTransport, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._owner = owner
 

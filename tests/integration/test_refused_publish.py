@@ -107,7 +107,8 @@ def test_ingest_whose_fact_is_refused_stops_without_acknowledging_the_device_mes
             observer.publish(f"devices/{SUBJECT}/telemetry", telemetry)
 
             assert stopped(services, "ingest") == EXIT_FAILED
-            assert f"refused the publish to events/reading.v1/{SUBJECT}: not authorized (0x87)" in services.log("ingest")
+            refusal = f"refused the publish to events/reading.v1/{SUBJECT}: not authorized (0x87)"
+            assert refusal in services.log("ingest")
             assert facts(observer, "reading.v1") == []
 
         restart_broker_with_the_shipped_acl(stack)

@@ -1,0 +1,96 @@
+"""The reactor API: a plain registry of what a reactor consumes, emits and does."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from pydantic import BaseModel
+
+from ..events import EVENT_TYPES, Event, EventData, EventRejectedV1
+from ..manifest import ServiceSpec
+from ..topics import event_filter, validate_id
+
+if TYPE_CHECKING:
+    from .context import Context
+
+D = TypeVar("D", bound=EventData)
+E = TypeVar("E", bound=EventData)
+Emission = EventData | tuple[str, EventData]  # data about the key's subject, or (subject, data)
+Emissions = Iterable[Emission] | None
+Handler = Callable[[Event[D], "Context"], Emissions]
+TimerHandler = Callable[["Context"], Emissions]
+
+
+class NoState(BaseModel):
+    pass
+
+
+class Reactor:
+    """What a reactor consumes, emits and does; the runtime (ReactorRunner) does the rest."""
+
+    def __init__(self, name: str, *, description: str = "", version: str = "1", state: type[BaseModel] = NoState,
+                 settings: Any = None, drop_stale: bool = False, shared: bool = False,
+                 partitionable: bool = True) -> None:
+        self.name = validate_id(name, "reactor name")
+        self.description = description
+        self.version = version
+        self.state_model = state
+        self.settings = settings  # replaced on SIGHUP; handlers read it through ctx.settings
+        self.drop_stale = drop_stale  # drop events older (by their source's sequence) than one already seen
+        self.shared = shared  # stateless: replicas may split the stream through a shared subscription
+        self.partitionable = partitionable  # state is keyed by subject, so instances may split the subjects
+        self.handlers: dict[str, Handler[Any]] = {}
+        self.timer_handlers: dict[str, TimerHandler] = {}
+        self.emits: set[str] = set()
+
+    @property
+    def consumes(self) -> tuple[str, ...]:
+        return tuple(self.handlers)
+
+    @overload
+    def on(self, data_type: type[D], /, *,
+           emits: Iterable[type[EventData]] = ()) -> Callable[[Handler[D]], Handler[D]]: ...
+
+    @overload
+    def on(self, first: type[D], second: type[E], /, *,
+           emits: Iterable[type[EventData]] = ()) -> Callable[[Handler[D | E]], Handler[D | E]]: ...
+
+    def on(self, *data_types: type[EventData], emits: Iterable[type[EventData]] = ()) -> Callable[[Any], Any]:
+        """Register a handler for events whose data is of these types; it receives them typed."""
+        def register(handler: Handler[Any]) -> Handler[Any]:
+            for data_type in data_types:
+                event_type = _known(data_type)
+                if event_type in self.handlers:
+                    raise ValueError(f"{self.name} already handles {event_type}")
+                self.handlers[event_type] = handler
+            self._declare(emits)
+            return handler
+        return register
+
+    def timer(self, name: str, *, emits: Iterable[type[EventData]] = ()) -> Callable[[TimerHandler], TimerHandler]:
+        """Register what happens when a timer started with ctx.start_timer(name, ...) runs out."""
+        def register(handler: TimerHandler) -> TimerHandler:
+            self.timer_handlers[name] = handler
+            self._declare(emits)
+            return handler
+        return register
+
+    def _declare(self, emits: Iterable[type[EventData]]) -> None:
+        self.emits.update(_known(data_type) for data_type in emits)
+
+
+def _known(data_type: type[EventData]) -> str:
+    event_type: str = getattr(data_type, "event_type", "")  # the base class declares it without a value
+    if EVENT_TYPES.get(event_type) is not data_type:
+        raise ValueError(f"{data_type!r} is not the data model of a known event type; known: "
+                         f"{', '.join(sorted(EVENT_TYPES))}")
+    return event_type
+
+
+def spec_of(reactor: Reactor, partition: tuple[int, int] | None = None) -> ServiceSpec:
+    reads = tuple(event_filter(t) for t in reactor.consumes)
+    if reactor.shared:
+        reads = tuple(f"$share/{reactor.name}/{topic_filter}" for topic_filter in reads)
+    emits = tuple(sorted({*reactor.emits, EventRejectedV1.event_type}))
+    label = f"{partition[0]}-of-{partition[1]}" if partition else None
+    return ServiceSpec(reactor.name, reads, reactor.consumes, emits, reactor.version, partition=label)

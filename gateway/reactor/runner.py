@@ -1,0 +1,189 @@
+"""Runs one reactor against a transport: filter, react, time, checkpoint, acknowledge."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+from ..errors import ConfigError, InvalidInput, Refused
+from ..events import Event, decode_event, utc_now
+from ..rejection import UNKNOWN_SUBJECT
+from ..service import ignored_retained
+from ..state import Changes, StateStore
+from ..transport import Delivery, Message, Transport
+from .context import Context
+from .facts import FactMaker
+from .inputs import InputFilter
+from .keyed import KeyedStates
+from .outbox import Outbox
+from .registry import Emission, Reactor, spec_of
+from .timers import Timers
+
+log = logging.getLogger(__name__)
+
+DEDUPE_WINDOW = 20_000
+CHECKPOINT_EVENTS = 500
+CHECKPOINT_SECONDS = 0.05
+
+
+class ReactorRunner:
+    """Runs one reactor: each delivery's effects (state, timers, facts in the outbox) are committed
+    together in a checkpoint, and the delivery is acknowledged only after it."""
+
+    def __init__(self, reactor: Reactor, transport: Transport, store: StateStore | None = None,
+                 clock: Callable[[], datetime] = utc_now, partition: tuple[int, int] | None = None) -> None:
+        if partition and not reactor.partitionable:
+            raise ConfigError(f"{reactor.name} keeps state by something other than the subject: run one instance")
+        self.reactor = reactor
+        self.transport = transport
+        self.store = store or StateStore(None)
+        self.clock = clock
+        self.partition = partition  # (index, count): handle only the subjects that hash to index
+        self.spec = spec_of(reactor, partition)
+        self.counts: Counter[str] = Counter()
+        self.watermark: datetime | None = None  # the newest event time handled
+        stored = self.store.load()
+        self.states = KeyedStates(reactor.state_model, stored["states"])
+        self.timers = Timers(stored["timers"])
+        self.outbox = Outbox(reactor.name, transport, stored["outbox"], self.counts)
+        self.inputs = InputFilter(stored["seen"], stored["sources"], DEDUPE_WINDOW, self.counts)
+        self.facts = FactMaker(reactor, stored["sequence"], self.counts)
+        self._pending: list[Delivery] = []  # handled, to be acknowledged after the next checkpoint
+        self._pending_since = 0.0
+
+    # -- the loop ----------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Handle deliveries until `stop` is set; raises Refused (after a checkpoint that acknowledges
+        nothing) once the broker refuses a fact, which stays in the outbox for the next start."""
+        self.outbox.republish()
+        acknowledge = True
+        try:
+            while not stop.is_set():
+                delivery = await self.transport.receive(timeout=self._wait())
+                if delivery is not None:
+                    self.process(delivery)
+                    self.fire_due_timers(self.watermark)
+                else:  # idle: nothing is queued, so event time has caught up with the clock
+                    self.fire_due_timers(max(filter(None, (self.watermark, self.clock()))))
+                if self._checkpoint_due():
+                    self.checkpoint()
+        except Refused:
+            acknowledge = False
+            raise
+        finally:
+            self.checkpoint(acknowledge)
+
+    def _wait(self) -> float:
+        waits = [0.5]
+        if self._pending:
+            waits.append(max(0.0, self._pending_since + CHECKPOINT_SECONDS - time.monotonic()))
+        deadline = self.timers.next_deadline()
+        if deadline is not None:
+            waits.append(max(0.0, (deadline - self.clock()).total_seconds()))
+        return min(waits)
+
+    def _checkpoint_due(self) -> bool:
+        return bool(self._pending) and (len(self._pending) >= CHECKPOINT_EVENTS
+                                        or time.monotonic() - self._pending_since >= CHECKPOINT_SECONDS)
+
+    def process(self, delivery: Delivery) -> list[Event]:
+        """Handle one delivery now; it is acknowledged after the next checkpoint."""
+        facts = self.outcomes(delivery.message)
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.append(delivery)
+        return facts
+
+    def checkpoint(self, acknowledge: bool = True) -> None:
+        """Commit every effect so far (state, timers, outbox, ids, sequence), then acknowledge
+        the deliveries handled since the last checkpoint (unless told not to: they come again)."""
+        seen, sources = self.inputs.changes()
+        changes = Changes(states=self.states.changes(), seen=seen, seen_window=DEDUPE_WINDOW, sources=sources,
+                          timers=self.timers.changes(), outbox=self.outbox.changes(), sequence=self.facts.sequence)
+        if changes or self._pending:
+            self.store.commit(changes)
+        pending, self._pending = self._pending, []
+        for delivery in pending if acknowledge else ():
+            delivery.ack()
+
+    # -- one event ---------------------------------------------------------------------
+    def outcomes(self, message: Message) -> list[Event]:
+        """Handle one inbound message: its facts (emitted, or a rejection) are in the outbox and returned."""
+        facts = self._outcomes(message)
+        self.outbox.add(facts)
+        return facts
+
+    def _outcomes(self, message: Message) -> list[Event]:
+        if ignored_retained(message, self.counts, self.reactor.name):
+            return []
+        try:
+            event = decode_event(message.payload, topic=message.topic, now=self.clock())
+        except InvalidInput as exc:
+            return [self.facts.rejected(message, exc.message, UNKNOWN_SUBJECT, self.clock())]
+        if self.partition and zlib.crc32(event.subject.encode()) % self.partition[1] != self.partition[0]:
+            self.counts["other_partition"] += 1
+            return []
+        handler = self.reactor.handlers.get(event.type)
+        if handler is None:
+            return [self.facts.rejected(message, f"{self.reactor.name} does not consume {event.type}",
+                                        event.subject, event.time)]
+        if not self.inputs.first_time(event.id):
+            self.counts["duplicates"] += 1
+            return []
+        if self.inputs.is_late(event) and self.reactor.drop_stale:
+            self.counts["dropped_stale"] += 1
+            return []
+        self.counts["consumed"] += 1
+        # event time drives timers while a backlog drains, but never past the clock: one device
+        # whose clock runs ahead must not fire every other device's timers early
+        self.watermark = max(filter(None, (self.watermark, min(event.time, self.clock()))))
+        cause = (event.id, event.correlationid)
+        try:
+            with self._transaction():
+                emissions = list(handler(event, self._context(event.subject, event.time, cause)) or ())
+                return self.facts.make(emissions, event.subject, event.time, cause, event.id)
+        except Exception as exc:  # a failing handler must not stop the stream
+            log.exception("%s failed on event %s", self.reactor.name, event.id)
+            return [self.facts.rejected(message, f"handler raised {type(exc).__name__}: {exc}",
+                                        event.subject, event.time)]
+
+    def fire_due_timers(self, now: datetime | None = None) -> list[Event]:
+        """Run the handlers of every timer whose deadline is at or before `now`; their facts go out."""
+        facts: list[Event] = []
+        for (key, name), timer in self.timers.due(now or self.clock()):
+            self.counts["timers_fired"] += 1
+            seed = f"{name}|{key}|{timer.deadline.isoformat()}"
+            try:
+                with self._transaction():
+                    emissions: list[Emission] = list(
+                        self.reactor.timer_handlers[name](self._context(key, timer.deadline, timer.cause)) or ())
+                    facts += self.facts.make(emissions, key, timer.deadline, timer.cause, seed)
+            except Exception:
+                log.exception("%s timer %s for %s failed", self.reactor.name, name, key)
+                self.counts["timer_failures"] += 1
+        self.outbox.add(facts)
+        return facts
+
+    def _context(self, key: str, now: datetime, cause: tuple[str, str]) -> Context:
+        return Context(self.reactor, self.states, self.timers, key, now, cause)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Undo a handler's changes to state, timers and the sequence if it raises."""
+        parts = (self.states, self.timers, self.facts)
+        for part in parts:
+            part.begin()
+        try:
+            yield
+        except BaseException:
+            for part in parts:
+                part.roll_back()
+            raise
+        finally:
+            for part in parts:
+                part.end()
