@@ -101,6 +101,7 @@ def test_servers_and_their_configuration():
     ports = COMPOSE["services"]["mosquitto"]["ports"]
     assert f"{TLS_PORT}:{TLS_PORT}" in ports
     assert f"127.0.0.1:{PLAIN_DEVICES_PORT}:{PLAIN_DEVICES_PORT}" in ports, "plain devices: the Docker host only"
+    assert "127.0.0.1:1883:1883" in ports, "services' plain MQTT: the Docker host only"
 
 
 def test_the_compose_devices_connect_over_tls_and_run_the_fleet_choreo_secrets_knows():
