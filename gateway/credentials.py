@@ -55,7 +55,7 @@ class Credentials:
     influx_reader_password: str = field(repr=False, default="")
 
     @classmethod
-    def generate(cls) -> "Credentials":
+    def generate(cls) -> Credentials:
         return cls(
             mqtt={name: secrets.token_urlsafe(24) for name in SERVICE_ACCOUNTS},
             fleet_secret=secrets.token_urlsafe(32),
@@ -65,14 +65,15 @@ class Credentials:
         )
 
     @classmethod
-    def load_or_create(cls, path: Path) -> "Credentials":
+    def load_or_create(cls, path: Path) -> Credentials:
         if path.exists():
             stored = cls(**json.loads(path.read_text()))
             if set(SERVICE_ACCOUNTS) <= set(stored.mqtt) and stored.influx_reader_password:
                 return stored
             fresh = cls.generate()  # accounts added since this file was written
+            reader_password = stored.influx_reader_password or fresh.influx_reader_password
             credentials = cls(**{**stored.__dict__, "mqtt": {**fresh.mqtt, **stored.mqtt},
-                                 "influx_reader_password": stored.influx_reader_password or fresh.influx_reader_password})
+                                 "influx_reader_password": reader_password})
         else:
             credentials = cls.generate()
         write_private(path, json.dumps(credentials.__dict__))
@@ -88,8 +89,8 @@ class Credentials:
             reserved = next((name for name in (*self.mqtt, *RESERVED_CLIENT_PREFIXES)
                              if device == name or device.startswith(f"{name}-")), None)
             if reserved:
-                # On the device listener the username is the client id: it must not be a service's
-                # (`sink`, `sink-2`, `threshold-0-of-2`, `demo-monitor`, ...), or the device would take its session over.
+                # On the device listener the username is the client id: it must not be a service's (`sink`,
+                # `sink-2`, `threshold-0-of-2`, `demo-monitor`, ...), or the device would take its session over.
                 raise ConfigError(f"device id {device!r} is, or starts like, the client id of service {reserved!r}; "
                                   "rename the device")
         return _password_file({device: device_password(self.fleet_secret, device) for device in device_ids})
