@@ -5,46 +5,39 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .journal import Journal
 
-class KeyedStates:
-    """The state model of every key; keys touched since the last checkpoint are written there."""
+
+class KeyedStates(Journal[str, str | None]):
+    """The state model of every key; keys touched since the last checkpoint are written there.
+
+    The journal keeps a touched key's state as JSON (None: it had none): much cheaper than
+    a deep copy, and parsed back only if the handler raises."""
 
     def __init__(self, model: type[BaseModel], stored: dict[str, Any]) -> None:
+        super().__init__()
         self.model = model
         self.states: dict[str, BaseModel] = {key: model.model_validate(value) for key, value in stored.items()}
         self._touched: set[str] = set()
-        self._undo: dict[str, str | None] | None = None  # key -> JSON before the handler, while one runs
 
     def __getitem__(self, key: str) -> Any:
         return self.states[key]
 
-    def __contains__(self, key: object) -> bool:
-        return key in self.states
-
     def get(self, key: str) -> Any:
         """The mutable state of `key`, created empty on first use."""
         state = self.states.get(key)
-        if self._undo is not None and key not in self._undo:
-            # a JSON snapshot: much cheaper than a deep copy, and only parsed back if the handler raises
-            self._undo[key] = state.model_dump_json() if state is not None else None
+        if self.must_note(key):
+            self.note(key, state.model_dump_json() if state is not None else None)
         if state is None:
             state = self.states[key] = self.model()
         self._touched.add(key)
         return state
 
-    def begin(self) -> None:
-        self._undo = {}
-
-    def end(self) -> None:
-        self._undo = None
-
-    def roll_back(self) -> None:
-        undo, self._undo = self._undo or {}, None
-        for key, state in undo.items():
-            if state is None:
-                self.states.pop(key, None)
-            else:
-                self.states[key] = self.model.model_validate_json(state)
+    def restore(self, key: str, value: str | None) -> None:
+        if value is None:
+            self.states.pop(key, None)
+        else:
+            self.states[key] = self.model.model_validate_json(value)
 
     def changes(self) -> dict[str, str]:
         """The touched keys' states as JSON, for the checkpoint; forgets them."""

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from .journal import Journal
+
 TimerKey = tuple[str, str]  # (state key, timer name)
 
 
@@ -16,21 +18,21 @@ class Timer:
     cause: tuple[str, str]  # (causation id, correlation id) of the event that started it
 
 
-class Timers:
+class Timers(Journal[TimerKey, Timer | None]):
     """The running timers, a heap of their deadlines, and the journal that undoes a failed handler."""
 
     def __init__(self, stored: Iterable[tuple[str, str, str, tuple[str, str]]] = ()) -> None:
+        super().__init__()
         self.running: dict[TimerKey, Timer] = {}
         self._heap: list[tuple[datetime, str, str]] = []  # entries of cancelled or restarted timers go stale
         self._changes: dict[TimerKey, tuple[str, str] | None] = {}  # -> (deadline, cause JSON), None: deleted
-        self._undo: dict[TimerKey, Timer | None] | None = None
         for key, name, deadline, cause in stored:
             self._put((key, name), Timer(datetime.fromisoformat(deadline), cause))
 
     def set(self, key: TimerKey, timer: Timer | None) -> None:
         """Start or restart the timer `key`; None cancels it."""
-        if self._undo is not None and key not in self._undo:
-            self._undo[key] = self.running.get(key)
+        if self.must_note(key):
+            self.note(key, self.running.get(key))
         self._put(key, timer)
         self._changes[key] = None if timer is None else (timer.deadline.isoformat(), json.dumps(list(timer.cause)))
 
@@ -54,16 +56,8 @@ class Timers:
             self.set((key, name), None)
             yield (key, name), timer
 
-    def begin(self) -> None:
-        self._undo = {}
-
-    def end(self) -> None:
-        self._undo = None
-
-    def roll_back(self) -> None:
-        undo, self._undo = self._undo or {}, None
-        for key, timer in undo.items():
-            self.set(key, timer)
+    def restore(self, key: TimerKey, value: Timer | None) -> None:
+        self.set(key, value)
 
     def changes(self) -> dict[TimerKey, tuple[str, str] | None]:
         changes, self._changes = self._changes, {}
