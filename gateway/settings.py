@@ -156,6 +156,10 @@ class FleetSettings(_Section):
     file: str | None = Field(default=None, description="fleet description (TOML): sites, rooms, devices")
 
 
+class ServicesSettings(_Section):
+    file: str | None = Field(default=None, description="services declared for participants in any language (TOML)")
+
+
 class ClimateSettings(_Section):
     alert: AlertName = "temperature.high"
     source: str = Field(default="reactor/threshold", description="only alerts from this source count")
@@ -175,6 +179,7 @@ class Settings(_Section):
     sink: SinkSettings = SinkSettings()
     devices: DeviceSettings = DeviceSettings()
     fleet: FleetSettings = FleetSettings()
+    services: ServicesSettings = ServicesSettings()
 
     @model_validator(mode="after")
     def _password_needs_username(self) -> Settings:
