@@ -180,7 +180,8 @@ class Ours(System):
 
     def __enter__(self) -> Ours:
         # Session expiry 0: once stopped, ours leaves no session queueing the next system's load.
-        common = {"CHOREO_THRESHOLD_MIN_DURATION": "0", "CHOREO_REACTORS_STATE_DIR": str(self.state / "reactors"),
+        common = {"CHOREO_REACTORS_THRESHOLD_MIN_DURATION": "0",
+                  "CHOREO_REACTORS_STATE_DIR": str(self.state / "reactors"),
                   "CHOREO_SINK_SPOOL_DIR": str(self.state / "spool"), "CHOREO_MQTT_SESSION_EXPIRY": "0"}
         for name, command, account in (("ingest", ["ingest"], "ingest"),
                                        ("threshold", ["reactor", "threshold"], "threshold"),

@@ -10,14 +10,17 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import ChoreoError, ConfigError
-from .manifest import ServiceSpec
+from .manifest import Manifest, ServiceSpec
 from .service import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, configure_logging, serve
 from .settings import Settings, load_settings
 from .state import StateStore
 from .transport import ClientConfig, MqttTransport, Transport
+
+if TYPE_CHECKING:
+    from .announced import AnnouncedSchemas
 
 log = logging.getLogger("choreo")
 
@@ -42,9 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("ingest", help="turn device payloads into canonical facts")
 
     reactor = commands.add_parser("reactor", help="run one reactor")
-    reactor.add_argument("name", help="the reactor to run: threshold, availability, climate, door, energy, anomaly")
+    reactor.add_argument("name", help="the reactor to run, built-in or plugin (choreo reactors lists them)")
     reactor.add_argument("--partition", metavar="INDEX/COUNT",
                          help="run one of COUNT instances, each handling its share of the subjects (e.g. 0/2)")
+
+    reactors = commands.add_parser("reactors", help="list the installed reactors: what each consumes and emits")
+    reactors.add_argument("--format", choices=["table", "json"], default="table")
 
     sink = commands.add_parser("sink", help="store every event in InfluxDB")
     sink.add_argument("--instance", help="this replica's name, when several sinks share the load (e.g. 2)")
@@ -70,11 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
     secrets.add_argument("--fleet", help="the fleet whose devices get broker accounts (default: the one "
                          "docker-compose.yml runs, devices/fleets/demo.toml)")
 
+    acl = commands.add_parser("acl", help="print the broker's ACL, generated from the services' declarations")
+    acl.add_argument("--out", help="file to write (default: standard output)")
+
     chart = commands.add_parser("map", help="draw the live choreography from the services' manifests")
     chart.add_argument("--format", choices=["text", "mermaid"], default="text")
 
     asyncapi = commands.add_parser("asyncapi", help="write the AsyncAPI 3.0 document of the choreography")
     asyncapi.add_argument("--out", help="file to write (default: standard output)")
+    asyncapi.add_argument("--broker", action="store_true",
+                          help="also document the types services announce on the broker (choreo/schemas/#) and "
+                               "the services whose manifests are there but not in this installation's code")
 
     demo = commands.add_parser("demo", help="start a broker and InfluxDB and run the whole choreography")
     demo.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
@@ -133,15 +145,10 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_reactor(args: argparse.Namespace, settings: Settings) -> int:
-    from reactors import REACTORS
-
+    from .plugins import build_reactor
     from .reactor import ReactorRunner, spec_of
 
-    if args.name not in REACTORS:
-        print(f"choreo reactor: unknown reactor {args.name!r}; known: {', '.join(sorted(REACTORS))}", file=sys.stderr)
-        return EXIT_CONFIG
-    build = REACTORS[args.name]
-    reactor = build(settings)
+    reactor = build_reactor(args.name, settings)  # a built-in or a plugin, by its entry point
     partition = _partition(args.partition)
     suffix = f"-{partition[0]}-of-{partition[1]}" if partition else ""
     if partition and not reactor.partitionable:
@@ -151,7 +158,7 @@ def cmd_reactor(args: argparse.Namespace, settings: Settings) -> int:
 
     def reload() -> None:
         try:
-            reactor.settings = build(load_settings(_environment(args))).settings
+            reactor.settings = build_reactor(args.name, load_settings(_environment(args))).settings
             log.info("%s reloaded its settings", reactor.name)
         except ConfigError as exc:
             log.error("%s kept its settings: %s", reactor.name, exc.message)
@@ -175,12 +182,32 @@ def _partition(text: str | None) -> tuple[int, int] | None:
     return index, count
 
 
+def cmd_reactors(args: argparse.Namespace, settings: Settings) -> int:
+    from .plugins import build_reactors, reactor_entry_points
+
+    entry_points = reactor_entry_points()
+    rows = [{"name": reactor.name, "description": reactor.description, "consumes": list(reactor.consumes),
+             "emits": sorted(reactor.emits), "entry_point": entry_points[reactor.name]}
+            for reactor in build_reactors(settings)]
+    print(json.dumps(rows, indent=2) if args.format == "json" else _reactor_table(rows))
+    return EXIT_OK
+
+
+def _reactor_table(rows: list[dict]) -> str:
+    header = {"name": "NAME", "description": "DESCRIPTION", "consumes": "CONSUMES", "emits": "EMITS",
+              "entry_point": "ENTRY POINT"}
+    cells = [header, *({key: ", ".join(v) if isinstance(v, list) else v for key, v in row.items()} for row in rows)]
+    widths = {key: max(len(cell[key]) for cell in cells) for key in header}
+    return "\n".join("  ".join(cell[key].ljust(widths[key]) for key in header).rstrip() for cell in cells)
+
+
 def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     from dataclasses import replace
 
     from .sink.service import Sink
     from .sink.spool import Spool
     from .sink.writers import writer_for
+    from .topics import EVENTS_FILTER
 
     instance = args.instance
     if instance and not settings.sink.group:
@@ -191,8 +218,8 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     writer = writer_for(settings.influx)
     spec = Sink.spec
     if settings.sink.group:  # replicas in one group split the stream (MQTT 5 shared subscription)
-        spec = replace(spec, reads=tuple(f"$share/{settings.sink.group}/{f}" for f in spec.reads),
-                       partition=instance)
+        spec = replace(spec, reads=tuple(f"$share/{settings.sink.group}/{f}" if f == EVENTS_FILTER else f
+                                         for f in spec.reads), partition=instance)
     # A batch is acknowledged as a whole once stored; allowing two lets the next batch arrive
     # (and be parsed) while one is being written.
     receive_maximum = min(65535, max(settings.mqtt.receive_maximum, 2 * settings.influx.batch_size))
@@ -202,13 +229,15 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
 
 def _serve_consumer(settings: Settings, spec: ServiceSpec, build: Callable[[Transport], Consumer],
                     reload: Callable[[], None] | None = None, **client_options: object) -> int:
-    """Connect as `spec.name`, subscribe, announce the manifest, consume until stopped."""
+    """Connect as `spec.name`, announce the schemas of what it emits, subscribe, announce the
+    manifest, consume until stopped."""
 
     async def main(stop: asyncio.Event) -> None:
         config = ClientConfig.from_settings(settings.mqtt, spec.name, will=spec.manifest(online=False),
                                             **client_options)
         async with MqttTransport(config) as transport:
             service = build(transport)
+            await _announce_schemas(transport, spec)
             await transport.subscribe(*spec.reads, retained="new")
             transport.publish(spec.manifest(online=True))
             log.info("%s consuming %s", spec.name, ", ".join(spec.reads))
@@ -219,6 +248,16 @@ def _serve_consumer(settings: Settings, spec: ServiceSpec, build: Callable[[Tran
         log.info("%s stopped: %s %s", spec.name, dict(service.counts), transport.stats.as_dict())
 
     return serve(spec.name, main, reload)
+
+
+async def _announce_schemas(transport: Transport, spec: ServiceSpec) -> None:
+    """Announce, retained, the JSON Schema of each type the service emits (its models in code); the
+    broker's ACL decides whether it may, and a refusal stops the service here (Refused)."""
+    from .announced import schema_announcements
+    from .events import EVENT_TYPES
+
+    models = {event_type: EVENT_TYPES[event_type] for event_type in spec.emits if event_type in EVENT_TYPES}
+    await asyncio.gather(*(transport.publish(message) for message in schema_announcements(spec.name, models)))
 
 
 def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
@@ -255,13 +294,16 @@ def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_secrets(args: argparse.Namespace, settings: Settings) -> int:
     """Prints the paths it wrote, never what is in them."""
     from .compose import COMPOSE_FLEET, write_compose_secrets
+    from .declarations import declarations
     from .fleet import Fleet
 
-    # Not the fleet.file setting: the compose devices service sets its own CHOREO_FLEET_FILE,
-    # and the device password file must hold exactly the devices that service runs.
-    device_ids = [spec.id for spec in Fleet.load(args.fleet or COMPOSE_FLEET).devices()]
+    # Not the fleet.file setting: the compose services set their own CHOREO_FLEET_FILE,
+    # and the device password file must hold exactly the devices the compose fleet runs.
+    fleet = args.fleet or str(COMPOSE_FLEET)
+    device_ids = [spec.id for spec in Fleet.load(fleet).devices()]
+    compose_settings = settings.model_copy(update={"fleet": settings.fleet.model_copy(update={"file": fleet})})
     try:
-        paths = write_compose_secrets(Path(args.out), device_ids)
+        paths = write_compose_secrets(Path(args.out), device_ids, declarations(compose_settings))
     except ChoreoError as exc:
         print(f"choreo secrets: {exc.message}", file=sys.stderr)
         return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_FAILED
@@ -270,32 +312,63 @@ def cmd_secrets(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def cmd_map(args: argparse.Namespace, settings: Settings) -> int:
-    from .choreography import Choreography, collect_manifests
+def cmd_acl(args: argparse.Namespace, settings: Settings) -> int:
+    from .acl import generated_acl, write_acl
+    from .declarations import declarations
 
-    async def main() -> list:
-        config = ClientConfig.from_settings(settings.mqtt, f"choreo-map-{os.getpid()}", clean_start=True,
-                                            session_expiry=0)
-        async with MqttTransport(config) as transport:
-            return await collect_manifests(transport)
+    declared = declarations(settings)
+    if args.out:
+        write_acl(Path(args.out), declared)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(generated_acl(declared), end="")
+    return EXIT_OK
+
+
+def cmd_map(args: argparse.Namespace, settings: Settings) -> int:
+    from .choreography import Choreography
 
     try:
-        manifests = asyncio.run(main())
+        manifests, schemas = _live_choreography(settings, "choreo-map")
     except ChoreoError as exc:
         print(f"choreo map: {exc.message}", file=sys.stderr)
         return EXIT_FAILED
     if not manifests:
         print("choreo map: no service manifests on choreo/services/+ (is anything running?)", file=sys.stderr)
         return EXIT_FAILED
-    graph = Choreography.of(manifests)
+    graph = Choreography.of(manifests, schemas)
     print(graph.mermaid() if args.format == "mermaid" else graph.text())
     return EXIT_OK
+
+
+def _live_choreography(settings: Settings, who: str) -> tuple[list[Manifest], AnnouncedSchemas]:
+    """The retained manifests and schema announcements on the broker, read by a short-lived client."""
+    from .announced import AnnouncedSchemas
+    from .choreography import collect_manifests
+
+    schemas = AnnouncedSchemas()
+
+    async def main() -> list[Manifest]:
+        config = ClientConfig.from_settings(settings.mqtt, f"{who}-{os.getpid()}", clean_start=True, session_expiry=0)
+        async with MqttTransport(config) as transport:
+            return await collect_manifests(transport, schemas=schemas)
+
+    return asyncio.run(main()), schemas
 
 
 def cmd_asyncapi(args: argparse.Namespace, settings: Settings) -> int:
     from .asyncapi import asyncapi_document
 
-    text = json.dumps(asyncapi_document(service_specs(settings)), indent=2)
+    specs, announced = service_specs(settings), None
+    if args.broker:
+        try:
+            manifests, announced = _live_choreography(settings, "choreo-asyncapi")
+        except ChoreoError as exc:
+            print(f"choreo asyncapi: {exc.message}", file=sys.stderr)
+            return EXIT_FAILED
+        in_code = {spec.name for spec in specs}
+        specs += list({m.spec.name: m.spec for m in manifests if m.spec.name not in in_code}.values())
+    text = json.dumps(asyncapi_document(specs, announced), indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")
         print(f"wrote {args.out}", file=sys.stderr)
@@ -306,15 +379,12 @@ def cmd_asyncapi(args: argparse.Namespace, settings: Settings) -> int:
 
 def service_specs(settings: Settings) -> list[ServiceSpec]:
     """Every service of the project, as declared in code (no broker needed)."""
-    from reactors import REACTORS, climate
-
-    from .fleet import Registry
     from .ingest.service import SPEC as INGEST
+    from .plugins import build_reactors
     from .reactor import spec_of
     from .sink.service import SPEC as SINK
 
-    builders = {**REACTORS, "climate": lambda s: climate.build(s, Registry(None))}  # no fleet needed to describe it
-    return [INGEST, *(spec_of(build(settings)) for build in builders.values()), SINK]
+    return [INGEST, *(spec_of(reactor) for reactor in build_reactors(settings)), SINK]
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -327,10 +397,12 @@ COMMANDS = {
     "devices": cmd_devices,
     "ingest": cmd_ingest,
     "reactor": cmd_reactor,
+    "reactors": cmd_reactors,
     "sink": cmd_sink,
     "history": cmd_history,
     "trace": cmd_trace,
     "secrets": cmd_secrets,
+    "acl": cmd_acl,
     "map": cmd_map,
     "asyncapi": cmd_asyncapi,
     "demo": cmd_demo,

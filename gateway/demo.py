@@ -1,8 +1,9 @@
 """`choreo demo`: a broker, InfluxDB and every service as child processes, with a live view of the facts.
 
-Servers start first, then the consumers (sink, reactor, ingest), then the devices,
-each once the previous ones announced themselves; on stop the devices go first and
-the sink last, so in-flight events drain into InfluxDB.
+Servers start first, then the consumers (the sink, every installed reactor, ingest), then the
+devices, each once the previous ones announced themselves; a reactor starts before the reactors
+whose facts it consumes. On stop the devices go first and the sink last, so in-flight events
+drain into InfluxDB.
 """
 from __future__ import annotations
 
@@ -16,13 +17,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from .declarations import declarations
 from .errors import ChoreoError, InvalidInput
 from .events import decode_event
 from .history import summarize
 from .localstack import REPO, LocalStack
 from .manifest import Manifest
+from .plugins import build_reactors
+from .reactor import Reactor
 from .service import EXIT_FAILED, EXIT_OK
-from .settings import load_fleet, load_settings
+from .settings import Settings, load_fleet, load_settings
 from .sink.influx_v1 import InfluxV1
 from .sink.schema import EVENTS
 from .transport import ClientConfig, MqttTransport
@@ -32,15 +36,13 @@ from .transport import ClientConfig, MqttTransport
 # 2 s above 28 Cel, which the climate reactor answers by switching the lab's fan on.
 DEMO_SETTINGS = {
     "CHOREO_FLEET_FILE": str(REPO / "devices" / "fleets" / "demo.toml"),
-    "CHOREO_THRESHOLD_HIGH": "28",
-    "CHOREO_THRESHOLD_HYSTERESIS": "1",
-    "CHOREO_THRESHOLD_MIN_DURATION": "2",
-    "CHOREO_DOOR_LIMIT_SECONDS": "5",
-    "CHOREO_AVAILABILITY_SILENCE_SECONDS": "10",
-    "CHOREO_ENERGY_PERIOD_SECONDS": "10",
+    "CHOREO_REACTORS_THRESHOLD_HIGH": "28",
+    "CHOREO_REACTORS_THRESHOLD_HYSTERESIS": "1",
+    "CHOREO_REACTORS_THRESHOLD_MIN_DURATION": "2",
+    "CHOREO_REACTORS_DOOR_LIMIT_SECONDS": "5",
+    "CHOREO_REACTORS_AVAILABILITY_SILENCE_SECONDS": "10",
+    "CHOREO_REACTORS_ENERGY_PERIOD_SECONDS": "10",
 }
-REACTOR_NAMES = ("climate", "threshold", "availability", "door", "energy", "anomaly")
-CONSUMERS = (("sink", ["sink"]), *((name, ["reactor", name]) for name in REACTOR_NAMES), ("ingest", ["ingest"]))
 READY_TIMEOUT = 30.0
 COLOURS = {"alert.raised.v1": "\033[1;31m", "alert.cleared.v1": "\033[32m", "event.rejected.v1": "\033[33m",
            "actuation.requested.v1": "\033[36m", "actuator.changed.v1": "\033[1;36m"}
@@ -52,6 +54,7 @@ class Demo:
         self.duration = duration
         self.settings = load_settings({**os.environ, **DEMO_SETTINGS})
         self.device_ids = [spec.id for spec in load_fleet(self.settings).devices()]
+        self.consumers = consumer_commands(self.settings)  # validates every reactor's settings before servers start
         self.processes: dict[str, subprocess.Popen] = {}
         self.seen: Counter[str] = Counter()
         self.colour = sys.stdout.isatty()
@@ -59,7 +62,7 @@ class Demo:
     def run(self) -> int:
         for server in ("mosquitto", "influxdb", "state"):  # a fresh history each run; credentials are kept
             shutil.rmtree(self.state_dir / server, ignore_errors=True)
-        with LocalStack(self.state_dir, self.device_ids) as stack:
+        with LocalStack(self.state_dir, self.device_ids, declarations(self.settings)) as stack:
             env_file = stack.write_env_file("monitor")
             print(f"broker on 127.0.0.1: services {stack.broker.port}, devices {stack.broker.device_port} "
                   f"(TLS {stack.broker.tls_port}, CA {stack.broker.tls['ca.crt']}); InfluxDB on {stack.influxdb.url}")
@@ -80,7 +83,7 @@ class Demo:
                               password=stack.credentials.mqtt["monitor"], clean_start=True, session_expiry=0)
         async with MqttTransport(config) as monitor:
             await monitor.subscribe("choreo/services/+", "events/#", qos=0)
-            for name, command in CONSUMERS:
+            for name, command in self.consumers:
                 self._start(name, command, stack.env(name))
                 await self._wait_online(monitor, name)
             self._start("devices", ["devices"], stack.env("devices"))
@@ -139,7 +142,7 @@ class Demo:
     def _stop_services(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan the services
         print("stopping: devices first, the sink last ...", flush=True)
-        for name in ("devices", "ingest", *reversed(REACTOR_NAMES), "sink"):  # sources first, the sink last
+        for name in ("devices", *reversed([name for name, _ in self.consumers])):  # sources first, the sink last
             process = self.processes.get(name)
             if process is None or process.poll() is not None:
                 continue
@@ -166,6 +169,26 @@ class Demo:
             return EXIT_OK
         print("the demo saw no reading or no alert: check the logs in", self.state_dir / "logs")
         return EXIT_FAILED
+
+
+def consumer_commands(settings: Settings) -> list[tuple[str, list[str]]]:
+    """The consumers in start order, each with its `choreo` command: the sink, every installed reactor, ingest."""
+    reactors = start_order(build_reactors(settings))
+    return [("sink", ["sink"]), *((name, ["reactor", name]) for name in reactors), ("ingest", ["ingest"])]
+
+
+def start_order(reactors: list[Reactor]) -> list[str]:
+    """Reactor names, each before the reactors whose facts it consumes (so that none of them is
+    published before its consumer subscribed); by name otherwise, and in a cycle."""
+    pending = sorted(reactors, key=lambda reactor: reactor.name)
+    order: list[str] = []
+    while pending:
+        ready = [producer for producer in pending if not any(
+            consumer is not producer and set(consumer.consumes) & producer.emits for consumer in pending)]
+        first = (ready or pending)[0]
+        order.append(first.name)
+        pending.remove(first)
+    return order
 
 
 def run_demo(state_dir: str, duration: float | None) -> int:

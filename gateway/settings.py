@@ -2,32 +2,41 @@
 
 Precedence: defaults < choreo.toml (or the file named by CHOREO_CONFIG) < environment.
 An environment variable is `CHOREO_<SECTION>_<KEY>`, e.g. `CHOREO_MQTT_PORT=1884`.
+
+Each reactor's own settings are its own model, owned by its module, read from `[reactors.NAME]`
+and from `CHOREO_REACTORS_<NAME>_<KEY>` (NAME upper-cased, `-` as `_`; the longest installed name
+that fits wins), and validated when the reactor is built: `settings.reactor(NAME, Model)`.
 """
 from __future__ import annotations
 
 import os
 import tomllib
 from collections.abc import Mapping
-from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
 from .errors import ConfigError
-from .events import AlertName, MetricName
+from .plugins import reactor_names
 from .topics import ID_PATTERN
 
 if TYPE_CHECKING:
     from .fleet import Fleet
 
 ENV_PREFIX = "CHOREO_"
+REACTOR_ENV_PREFIX = ENV_PREFIX + "REACTORS_"
 DEFAULT_CONFIG_FILE = "choreo.toml"
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReactorSettingsModel(_Section):
+    """A base for a reactor's own settings: frozen (a reload replaces them), unknown keys refused."""
 
 
 class MqttSettings(_Section):
@@ -65,68 +74,8 @@ def _comma_separated(value: Any) -> Any:
     return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
 
 
-class ThresholdRule(_Section):
-    """Limits for one metric, optionally only in one site or room; unset limits are not checked."""
-
-    metric: MetricName
-    high: float | None = None
-    low: float | None = None
-    hysteresis: float = Field(default=1.0, ge=0)
-    min_duration: float = Field(default=3.0, ge=0, description="seconds beyond a limit before raising")
-    site: str | None = None
-    room: str | None = None
-    kind: str | None = None
-
-
-class ThresholdSettings(_Section):
-    """The default rule (metric, high, low, ...) plus `rules` for other metrics, sites and rooms."""
-
-    metric: MetricName = "temperature"
-    high: float | None = 28.0
-    low: float | None = None
-    hysteresis: float = Field(default=1.0, ge=0)
-    min_duration: float = Field(default=3.0, ge=0, description="seconds beyond a limit before raising")
-    rules: list[ThresholdRule] = []
-
-    def rule_for(self, metric: str, site: str | None, room: str | None,
-                 kind: str | None = None) -> ThresholdRule | None:
-        """The most specific rule for a metric of this reading: by room, then site, then device kind, then any."""
-        default = _rule(self.metric, self.high, self.low, self.hysteresis, self.min_duration)
-        candidates = [rule for rule in (*self.rules, default) if rule.metric == metric
-                      and rule.site in (None, site) and rule.room in (None, room) and rule.kind in (None, kind)]
-        return max(candidates, key=lambda r: (r.room is not None, r.site is not None, r.kind is not None), default=None)
-
-
-@lru_cache(maxsize=64)  # built once per set of values, not once per reading
-def _rule(metric: str, high: float | None, low: float | None, hysteresis: float, min_duration: float) -> ThresholdRule:
-    return ThresholdRule(metric=metric, high=high, low=low, hysteresis=hysteresis, min_duration=min_duration)
-
-
-class DoorSettings(_Section):
-    limit_seconds: float = Field(default=60.0, gt=0, description="open longer than this raises door.open_too_long")
-
-
-class AvailabilitySettings(_Section):
-    silence_seconds: float = Field(default=30.0, gt=0, description="no telemetry this long: device.offline.v1")
-
-
-class EnergySettings(_Section):
-    period_seconds: int = Field(default=3600, ge=1, description="energy.measured.v1 per device per period")
-
-
-class AnomalySettings(_Section):
-    metrics: Annotated[list[str], BeforeValidator(_comma_separated)] = ["temperature", "humidity", "co2", "power"]
-    window: int = Field(default=60, ge=5, description="readings in the rolling statistics")
-    min_samples: int = Field(default=20, ge=3)
-    sigmas: float = Field(default=5.0, gt=0, description="outlier: this many standard deviations from the mean")
-    min_spread: float = Field(default=0.5, gt=0, description="floor of the deviation, in the metric's unit")
-    stuck_seconds: float = Field(default=120.0, gt=0, description="an unchanged value this long: sensor stuck")
-
-    @model_validator(mode="after")
-    def _enough_window(self) -> AnomalySettings:
-        if self.min_samples > self.window:
-            raise ValueError(f"anomaly.min_samples ({self.min_samples}) must not exceed anomaly.window ({self.window})")
-        return self
+CommaSeparated = Annotated[list[str], BeforeValidator(_comma_separated)]
+"""A list of strings, which an environment variable gives as `a,b,c`."""
 
 
 class SinkSettings(_Section):
@@ -142,11 +91,18 @@ class ReactorsSettings(_Section):
     state_dir: str = Field(default=".choreo/state", description="where reactors checkpoint their state")
 
 
+class ReactorSection(_Section):
+    """One reactor's settings as written, and where each came from; its own model validates them."""
+
+    values: dict[str, Any] = Field(default={}, repr=False)  # may hold a plugin's secrets
+    sources: dict[str, str] = {}  # key -> `CHOREO_REACTORS_NAME_KEY` or `choreo.toml [reactors.NAME] key`
+
+
 class DeviceSettings(_Section):
     """The simulated fleet when no fleet file is given: `count` devices of each of `kinds`."""
 
     count: int = Field(default=3, ge=1, le=100_000)
-    kinds: Annotated[list[str], BeforeValidator(_comma_separated)] = ["temperature"]
+    kinds: CommaSeparated = ["temperature"]
     interval: float = Field(default=1.0, gt=0)
     seed: int = 1
     secret: SecretStr | None = Field(default=None, description="derives each device's broker password")
@@ -160,26 +116,15 @@ class ServicesSettings(_Section):
     file: str | None = Field(default=None, description="services declared for participants in any language (TOML)")
 
 
-class ClimateSettings(_Section):
-    alert: AlertName = "temperature.high"
-    source: str = Field(default="reactor/threshold", description="only alerts from this source count")
-    actuators: Annotated[list[str], BeforeValidator(_comma_separated)] = ["fan"]
-
-
 class Settings(_Section):
     mqtt: MqttSettings = MqttSettings()
     influx: InfluxSettings = InfluxSettings()
-    threshold: ThresholdSettings = ThresholdSettings()
-    climate: ClimateSettings = ClimateSettings()
-    door: DoorSettings = DoorSettings()
-    availability: AvailabilitySettings = AvailabilitySettings()
-    energy: EnergySettings = EnergySettings()
-    anomaly: AnomalySettings = AnomalySettings()
     reactors: ReactorsSettings = ReactorsSettings()
     sink: SinkSettings = SinkSettings()
     devices: DeviceSettings = DeviceSettings()
     fleet: FleetSettings = FleetSettings()
     services: ServicesSettings = ServicesSettings()
+    reactor_sections: dict[str, ReactorSection] = {}  # by reactor name, as written; see reactor()
 
     @model_validator(mode="after")
     def _password_needs_username(self) -> Settings:
@@ -187,38 +132,142 @@ class Settings(_Section):
             raise ValueError("mqtt.password is set but mqtt.username is not")
         return self
 
+    def reactor(self, name: str, model: type[M]) -> M:
+        """Reactor NAME's own settings ([reactors.NAME], CHOREO_REACTORS_<NAME>_<KEY>), validated by its model.
 
-SECTIONS = tuple(Settings.model_fields)
+        ConfigError names each bad setting where it was set, never echoing a secret.
+        """
+        section = self.reactor_sections.get(name, ReactorSection())
+        _refuse_unknown_keys(section, model)
+        try:
+            return model.model_validate(section.values)
+        except ValidationError as exc:
+            sources: dict[tuple[str, ...], str] = {
+                ("reactors", name, key): source for key, source in section.sources.items()}
+            raise ConfigError(_describe(exc, sources, within=("reactors", name))) from None
+
+
+SECTIONS = tuple(name for name in Settings.model_fields if name != "reactor_sections")  # choreo.toml's top level
+
+
+def _refuse_unknown_keys(section: ReactorSection, model: type[BaseModel]) -> None:
+    known = set(model.model_fields) | {field.alias for field in model.model_fields.values() if field.alias}
+    unknown = sorted(set(section.values) - known)
+    if unknown:
+        raise ConfigError(f"invalid settings: {section.sources[unknown[0]]}: unknown setting; "
+                          f"known: {', '.join(sorted(model.model_fields)) or 'none'}")
 
 
 def load_settings(env: Mapping[str, str] | None = None, path: str | os.PathLike | None = None) -> Settings:
-    """Read, merge and validate settings; ConfigError names the bad setting and where it came from."""
+    """Read, merge and validate settings; ConfigError names the bad setting and where it came from.
+
+    Reactors' own sections are only checked to belong to an installed reactor here: each reactor's
+    model validates its section when the reactor is built (Settings.reactor).
+    """
     env = os.environ if env is None else env
     file_values, origin = _read_file(path or env.get(ENV_PREFIX + "CONFIG"))
-    merged: dict[str, dict[str, Any]] = {section: dict(file_values.get(section, {})) for section in SECTIONS}
-    unknown_sections = set(file_values) - set(SECTIONS)
-    if unknown_sections:
-        raise ConfigError(f"{origin}: unknown section [{sorted(unknown_sections)[0]}]; known: {', '.join(SECTIONS)}")
-    sources = {(s, k): f"{origin} [{s}] {k}" for s in SECTIONS for k in merged[s]}
-    for name, value in env.items():
-        key = _env_key(name)
-        if key:
-            merged[key[0]][key[1]] = value
-            sources[key] = name
+    written = _Written(reactor_names())
+    written.add_file(file_values, origin)
+    written.add_environment(env)
     try:
-        return Settings.model_validate(merged)
+        return Settings.model_validate(written.as_settings())
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, sources)) from None
+        raise ConfigError(_describe(exc, written.sources)) from None
 
 
-def _env_key(name: str) -> tuple[str, str] | None:
-    if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
-        return None
-    rest = name[len(ENV_PREFIX):].lower()
+class _Written:
+    """Settings as written in choreo.toml and the environment, and where each one was written."""
+
+    def __init__(self, installed: list[str]) -> None:
+        self.installed = installed  # the reactors' names
+        self.sections: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
+        self.reactors: dict[str, dict[str, Any]] = {}
+        self.sources: dict[tuple[str, ...], str] = {}  # ("mqtt", "port") or ("reactors", NAME, KEY) -> where
+
+    def add_file(self, file_values: dict[str, Any], origin: str) -> None:
+        for section, table in file_values.items():
+            self._check_section(section, table, origin)
+            if section == "reactors":
+                table = self._add_reactor_tables(table, origin)
+            for key, value in table.items():
+                self._set((section, key), value, f"{origin} [{section}] {key}")
+
+    def add_environment(self, env: Mapping[str, str]) -> None:
+        for variable, value in env.items():
+            if not variable.startswith(ENV_PREFIX) or variable == ENV_PREFIX + "CONFIG":
+                continue
+            location: tuple[str, ...] | None = _section_key(variable)
+            if location is None and variable.startswith(REACTOR_ENV_PREFIX):
+                location = self._reactor_key(variable)
+            if location is None:
+                self._refuse_old_reactor_variable(variable)
+            else:
+                self._set(location, value, variable)
+
+    def as_settings(self) -> dict[str, Any]:
+        reactor_sections = {
+            name: ReactorSection(values=values, sources={key: self.sources[("reactors", name, key)] for key in values})
+            for name, values in self.reactors.items()}
+        return {**self.sections, "reactor_sections": reactor_sections}
+
+    def _set(self, location: tuple[str, ...], value: Any, source: str) -> None:
+        if location[0] == "reactors" and len(location) == 3:
+            self.reactors.setdefault(location[1], {})[location[2]] = value
+        else:
+            self.sections[location[0]][location[1]] = value
+        self.sources[location] = source
+
+    def _check_section(self, section: str, table: Any, origin: str) -> None:
+        if section in self.installed and section not in SECTIONS:
+            raise ConfigError(f"{origin} [{section}]: reactor settings moved: write [reactors.{section}]")
+        if section not in SECTIONS:
+            raise ConfigError(f"{origin}: unknown section [{section}]; known: {', '.join(SECTIONS)}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{origin}: {section} must be a section, [{section}]")
+
+    def _add_reactor_tables(self, table: dict[str, Any], origin: str) -> dict[str, Any]:
+        """Take the reactors' own tables, [reactors.NAME], out of [reactors]; return the rest."""
+        rest = {}
+        for name, value in table.items():
+            if not isinstance(value, dict) or name in ReactorsSettings.model_fields:
+                rest[name] = value
+                continue
+            if name not in self.installed:
+                raise ConfigError(f"{origin} [reactors.{name}]: no installed reactor is named {name!r}; "
+                                  f"installed: {', '.join(self.installed) or 'none'}")
+            for key, item in value.items():
+                self._set(("reactors", name, key), item, f"{origin} [reactors.{name}] {key}")
+        return rest
+
+    def _reactor_key(self, variable: str) -> tuple[str, str, str]:
+        """CHOREO_REACTORS_<NAME>_<KEY>: the longest installed reactor name that fits."""
+        rest = variable[len(REACTOR_ENV_PREFIX):].upper()
+        fitting = [name for name in self.installed if rest.startswith(_env_name(name) + "_")]
+        if not fitting:
+            raise ConfigError(f"{variable}: names no installed reactor ({REACTOR_ENV_PREFIX}<NAME>_<KEY>; installed: "
+                              f"{', '.join(self.installed) or 'none'}) nor a [reactors] setting "
+                              f"({', '.join(ReactorsSettings.model_fields)})")
+        name = max(fitting, key=len)
+        return "reactors", name, rest[len(_env_name(name)) + 1:].lower()
+
+    def _refuse_old_reactor_variable(self, variable: str) -> None:
+        rest = variable[len(ENV_PREFIX):].upper()
+        if any(rest.startswith(_env_name(name) + "_") for name in self.installed):
+            raise ConfigError(f"{variable}: reactor settings moved: write {REACTOR_ENV_PREFIX}{rest}")
+
+
+def _section_key(variable: str) -> tuple[str, str] | None:
+    """CHOREO_<SECTION>_<KEY> for the gateway's own sections (a reactor's own settings are not among them)."""
+    rest = variable[len(ENV_PREFIX):].lower()
     for section in SECTIONS:
         if rest.startswith(section + "_"):
-            return section, rest[len(section) + 1:]
+            key = rest[len(section) + 1:]
+            return None if section == "reactors" and key not in ReactorsSettings.model_fields else (section, key)
     return None
+
+
+def _env_name(reactor: str) -> str:
+    return reactor.upper().replace("-", "_")
 
 
 def _read_file(path: str | os.PathLike[str] | None) -> tuple[dict[str, Any], str]:
@@ -234,13 +283,16 @@ def _read_file(path: str | os.PathLike[str] | None) -> tuple[dict[str, Any], str
         raise ConfigError(f"{file}: not valid TOML: {exc}") from None
 
 
-def _describe(exc: ValidationError, sources: dict[tuple[str, str], str]) -> str:
-    return "invalid settings: " + "; ".join(_describe_one(error, sources) for error in exc.errors(include_url=False))
+def _describe(exc: ValidationError, sources: Mapping[tuple[str, ...], str], within: tuple[str, ...] = ()) -> str:
+    """`within`: where the validated model sits in the settings, e.g. ("reactors", "threshold")."""
+    errors = exc.errors(include_url=False)
+    return "invalid settings: " + "; ".join(_describe_one(error, sources, within) for error in errors)
 
 
-def _describe_one(error: ErrorDetails, sources: dict[tuple[str, str], str]) -> str:
-    loc = tuple(str(part) for part in error["loc"])
-    where = sources.get((loc[0], loc[1]), ".".join(loc)) if len(loc) >= 2 else ".".join(loc) or "settings"
+def _describe_one(error: ErrorDetails, sources: Mapping[tuple[str, ...], str], within: tuple[str, ...]) -> str:
+    loc = within + tuple(str(part) for part in error["loc"])
+    setting = next((loc[:n] for n in range(len(loc), 0, -1) if loc[:n] in sources), None)
+    where = sources[setting] if setting else ".".join(loc) or "settings"
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown setting"
     message = error["msg"].removeprefix("Value error, ")

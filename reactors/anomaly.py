@@ -7,11 +7,26 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, model_validator
 
 from gateway.events import AlertClearedV1, AlertRaisedV1, Event, EventData, Measurement, ReadingV1
 from gateway.reactor import Context, Reactor
-from gateway.settings import AnomalySettings, Settings
+from gateway.settings import CommaSeparated, ReactorSettingsModel, Settings
+
+
+class AnomalySettings(ReactorSettingsModel):
+    metrics: CommaSeparated = ["temperature", "humidity", "co2", "power"]
+    window: int = Field(default=60, ge=5, description="readings in the rolling statistics")
+    min_samples: int = Field(default=20, ge=3)
+    sigmas: float = Field(default=5.0, gt=0, description="outlier: this many standard deviations from the mean")
+    min_spread: float = Field(default=0.5, gt=0, description="floor of the deviation, in the metric's unit")
+    stuck_seconds: float = Field(default=120.0, gt=0, description="an unchanged value this long: sensor stuck")
+
+    @model_validator(mode="after")
+    def _enough_window(self) -> AnomalySettings:
+        if self.min_samples > self.window:
+            raise ValueError(f"min_samples ({self.min_samples}) must not exceed window ({self.window})")
+        return self
 
 
 class MetricState(BaseModel):
@@ -29,7 +44,7 @@ class AnomalyState(BaseModel):
 
 def build(settings: Settings) -> Reactor:
     reactor = Reactor("anomaly", description="outliers and stuck sensors", state=AnomalyState,
-                      settings=settings.anomaly)
+                      settings=settings.reactor("anomaly", AnomalySettings))
 
     @reactor.on(ReadingV1, emits=[AlertRaisedV1, AlertClearedV1])
     def inspect(event: Event[ReadingV1], ctx: Context) -> list[EventData]:

@@ -4,11 +4,15 @@ already offline by ingest's fact and are not timed out twice. Actuators report o
 change, so their silence means nothing; their will still tells when they are gone."""
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from gateway.events import DeviceOfflineV1, DeviceOnlineV1, Event, EventData, ReadingV1
 from gateway.reactor import Context, Reactor
-from gateway.settings import Settings
+from gateway.settings import ReactorSettingsModel, Settings
+
+
+class AvailabilitySettings(ReactorSettingsModel):
+    silence_seconds: float = Field(default=30.0, gt=0, description="no telemetry this long: device.offline.v1")
 
 
 class DeviceState(BaseModel):
@@ -17,7 +21,7 @@ class DeviceState(BaseModel):
 
 def build(settings: Settings) -> Reactor:
     reactor = Reactor("availability", description="times out silent devices", state=DeviceState,
-                      settings=settings.availability)
+                      settings=settings.reactor("availability", AvailabilitySettings))
 
     @reactor.on(ReadingV1, emits=[DeviceOnlineV1])
     def heard(event: Event[ReadingV1], ctx: Context) -> list[EventData]:

@@ -6,13 +6,18 @@ actuators decide and report (`actuator.changed.v1`). Stateful by room: run one i
 """
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from gateway.errors import ConfigError
-from gateway.events import ActuationRequestedV1, AlertClearedV1, AlertRaisedV1, Event
+from gateway.events import ActuationRequestedV1, AlertClearedV1, AlertName, AlertRaisedV1, Event
 from gateway.fleet import Registry
 from gateway.reactor import Context, Emission, Reactor
-from gateway.settings import Settings, load_fleet
+from gateway.settings import CommaSeparated, ReactorSettingsModel, Settings, load_fleet
+
+
+class ClimateSettings(ReactorSettingsModel):
+    alert: AlertName = "temperature.high"
+    source: str = Field(default="reactor/threshold", description="only alerts from this source count")
+    actuators: CommaSeparated = ["fan"]
 
 
 class RoomState(BaseModel):
@@ -20,12 +25,12 @@ class RoomState(BaseModel):
 
 
 def build(settings: Settings, registry: Registry | None = None) -> Reactor:
+    """`registry`: where the actuators are; by default the fleet file, else the quick fleet (load_fleet)."""
     if registry is None:
-        if not settings.fleet.file:
-            raise ConfigError("the climate reactor needs fleet.file (CHOREO_FLEET_FILE) to know each room's actuators")
         registry = Registry(load_fleet(settings))
     reactor = Reactor("climate", description="runs a room's fans while a sensor there is too warm",
-                      state=RoomState, settings=settings.climate, partitionable=False)  # state by room
+                      state=RoomState, settings=settings.reactor("climate", ClimateSettings),
+                      partitionable=False)  # state by room
 
     @reactor.on(AlertRaisedV1, AlertClearedV1, emits=[ActuationRequestedV1])
     def react(event: Event[AlertRaisedV1 | AlertClearedV1], ctx: Context) -> list[Emission]:

@@ -1,13 +1,17 @@
 """Door left open: `door.open_too_long` raised when a door stays open past the limit, cleared when it closes."""
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from gateway.events import AlertClearedV1, AlertRaisedV1, Event, EventData, ReadingV1
 from gateway.reactor import Context, Reactor
-from gateway.settings import Settings
+from gateway.settings import ReactorSettingsModel, Settings
 
 ALERT = "door.open_too_long"
+
+
+class DoorSettings(ReactorSettingsModel):
+    limit_seconds: float = Field(default=60.0, gt=0, description="open longer than this raises door.open_too_long")
 
 
 class DoorState(BaseModel):
@@ -19,7 +23,7 @@ class DoorState(BaseModel):
 
 def build(settings: Settings) -> Reactor:
     reactor = Reactor("door", description="alerts when a door stays open too long", state=DoorState,
-                      settings=settings.door)
+                      settings=settings.reactor("door", DoorSettings))
 
     @reactor.on(ReadingV1, emits=[AlertClearedV1])
     def contact(event: Event[ReadingV1], ctx: Context) -> list[EventData]:

@@ -8,13 +8,17 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from gateway.events import EnergyMeasuredV1, Event, EventData, ReadingV1
 from gateway.reactor import Context, Reactor
-from gateway.settings import Settings
+from gateway.settings import ReactorSettingsModel, Settings
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class EnergySettings(ReactorSettingsModel):
+    period_seconds: int = Field(default=3600, ge=1, description="energy.measured.v1 per device per period")
 
 
 class MeterState(BaseModel):
@@ -30,7 +34,7 @@ def period_of(moment: datetime, seconds: int) -> datetime:
 
 def build(settings: Settings) -> Reactor:
     reactor = Reactor("energy", description="energy per meter per period", state=MeterState,
-                      settings=settings.energy, drop_stale=True)
+                      settings=settings.reactor("energy", EnergySettings), drop_stale=True)
 
     @reactor.on(ReadingV1, emits=[EnergyMeasuredV1])
     def measure(event: Event[ReadingV1], ctx: Context) -> list[EventData]:

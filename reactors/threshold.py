@@ -1,15 +1,53 @@
 """Threshold alerts: `{metric}.high` / `{metric}.low` raised when a reading stays beyond a limit for
 a minimum duration, cleared once it is back past the limit by the hysteresis. Limits come from
-the [threshold] settings, with rules per metric, site, room and device kind."""
+its settings, [reactors.threshold], with rules per metric, site, room and device kind."""
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from gateway.events import AlertClearedV1, AlertRaisedV1, Event, EventData, Measurement, ReadingV1
+from gateway.events import AlertClearedV1, AlertRaisedV1, Event, EventData, Measurement, MetricName, ReadingV1
 from gateway.reactor import Context, Reactor
-from gateway.settings import Settings, ThresholdRule
+from gateway.settings import ReactorSettingsModel, Settings
+
+
+class ThresholdRule(ReactorSettingsModel):
+    """Limits for one metric, optionally only in one site or room; unset limits are not checked."""
+
+    metric: MetricName
+    high: float | None = None
+    low: float | None = None
+    hysteresis: float = Field(default=1.0, ge=0)
+    min_duration: float = Field(default=3.0, ge=0, description="seconds beyond a limit before raising")
+    site: str | None = None
+    room: str | None = None
+    kind: str | None = None
+
+
+class ThresholdSettings(ReactorSettingsModel):
+    """The default rule (metric, high, low, ...) plus `rules` for other metrics, sites and rooms."""
+
+    metric: MetricName = "temperature"
+    high: float | None = 28.0
+    low: float | None = None
+    hysteresis: float = Field(default=1.0, ge=0)
+    min_duration: float = Field(default=3.0, ge=0, description="seconds beyond a limit before raising")
+    rules: list[ThresholdRule] = []
+
+    def rule_for(self, metric: str, site: str | None, room: str | None,
+                 kind: str | None = None) -> ThresholdRule | None:
+        """The most specific rule for a metric of this reading: by room, then site, then device kind, then any."""
+        default = _rule(self.metric, self.high, self.low, self.hysteresis, self.min_duration)
+        candidates = [rule for rule in (*self.rules, default) if rule.metric == metric
+                      and rule.site in (None, site) and rule.room in (None, room) and rule.kind in (None, kind)]
+        return max(candidates, key=lambda r: (r.room is not None, r.site is not None, r.kind is not None), default=None)
+
+
+@lru_cache(maxsize=64)  # built once per set of values, not once per reading
+def _rule(metric: str, high: float | None, low: float | None, hysteresis: float, min_duration: float) -> ThresholdRule:
+    return ThresholdRule(metric=metric, high=high, low=low, hysteresis=hysteresis, min_duration=min_duration)
 
 
 class LimitState(BaseModel):
@@ -23,7 +61,7 @@ class ThresholdState(BaseModel):
 
 def build(settings: Settings) -> Reactor:
     reactor = Reactor("threshold", description="alerts when a metric stays beyond its limits",
-                      state=ThresholdState, settings=settings.threshold)
+                      state=ThresholdState, settings=settings.reactor("threshold", ThresholdSettings))
 
     @reactor.on(ReadingV1, emits=[AlertRaisedV1, AlertClearedV1])
     def check(event: Event[ReadingV1], ctx: Context) -> list[EventData]:

@@ -24,7 +24,7 @@ from gateway.events import (
     new_event_id,
 )
 from gateway.history import HistoryQuery
-from gateway.settings import ThresholdRule
+from reactors.threshold import ThresholdRule
 
 READING = ReadingV1(measurements=[Measurement(name="temperature", unit="Cel", value=21.5)])
 SAMPLES = [

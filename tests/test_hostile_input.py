@@ -33,6 +33,8 @@ from gateway.events import (
 from gateway.fleet import Registry
 from gateway.ingest.service import SPEC as INGEST_SPEC
 from gateway.ingest.service import Ingest
+from gateway.plugins import build_reactor as build_installed
+from gateway.plugins import reactor_names
 from gateway.reactor import spec_of
 from gateway.settings import load_settings
 from gateway.sink.service import SPEC as SINK_SPEC
@@ -41,7 +43,7 @@ from gateway.sink.spool import Spool
 from gateway.testing import ReactorHarness
 from gateway.topics import matches
 from gateway.transport import ClientConfig, Delivery, MemoryBroker, MemoryTransport, Message
-from reactors import REACTORS, climate
+from reactors import climate
 
 READERS = {  # topic prefix -> the services that read it (README.md, the flow diagram)
     "devices/": ("ingest",),
@@ -252,14 +254,14 @@ def rejections(events: list[Event]) -> list[EventRejectedV1]:
 def test_the_table_names_are_unique_and_readers_match_the_services_subscriptions():
     assert len({row.name for row in ROWS}) == len(ROWS)
     reads = {"ingest": INGEST_SPEC.reads, "sink": SINK_SPEC.reads, "climate": spec_of(build_reactor("climate")).reads}
-    reads |= {name: spec_of(build_reactor(name)).reads for name in REACTORS}
+    reads |= {name: spec_of(build_reactor(name)).reads for name in reactor_names()}
     for row in ROWS:
         assert {name for name, filters in reads.items() if any(matches(f, row.topic) for f in filters)} == set(
             readers(row.topic)), row.name
 
 
 def build_reactor(name: str):
-    return climate.build(SETTINGS, Registry(None)) if name == "climate" else REACTORS[name](SETTINGS)
+    return climate.build(SETTINGS, Registry(None)) if name == "climate" else build_installed(name, SETTINGS)
 
 
 class Lines(list):

@@ -191,7 +191,7 @@ async def test_timers_run_on_event_time_while_a_backlog_is_replayed():
     from gateway.settings import load_settings
     from reactors import door
 
-    harness = ReactorHarness(door.build(load_settings({"CHOREO_DOOR_LIMIT_SECONDS": "30"})))
+    harness = ReactorHarness(door.build(load_settings({"CHOREO_REACTORS_DOOR_LIMIT_SECONDS": "30"})))
     opened_at = harness.now
     harness.now += timedelta(minutes=10)  # the wall clock is far ahead of the events
 

@@ -20,20 +20,20 @@ import paho.mqtt.client as paho
 import pytest
 
 from gateway.credentials import device_password
-from reactors import REACTORS
+from gateway.plugins import reactor_names
 from tests.helpers import MqttObserver, influx_query, wait_for
 from tests.test_hostile_input import ROWS, fact_document, readers
 
 pytestmark = pytest.mark.integration
 
-SERVICES = {"sink": ["sink"], **{name: ["reactor", name] for name in REACTORS}, "ingest": ["ingest"]}
-SOURCE = {"ingest": "gateway/ingest", "sink": "gateway/sink", **{name: f"reactor/{name}" for name in REACTORS}}
+SERVICES = {"sink": ["sink"], **{name: ["reactor", name] for name in reactor_names()}, "ingest": ["ingest"]}
+SOURCE = {"ingest": "gateway/ingest", "sink": "gateway/sink", **{name: f"reactor/{name}" for name in reactor_names()}}
 RETAINED = {  # forged or stale copies kept by the broker, handed to each new subscription
     "events/reading.v1/forged-1": json.dumps(fact_document("forged-1")).encode(),
     "events/alert.raised.v1/forged-2": json.dumps(fact_document("forged-2", "alert.raised.v1")).encode(),
     "devices/forged-3/telemetry": b'{"seq": 1, "temperature": 99}',
 }
-SETTINGS = {"CHOREO_INFLUX_FLUSH_INTERVAL": "0.2", "CHOREO_AVAILABILITY_SILENCE_SECONDS": "3600"}
+SETTINGS = {"CHOREO_INFLUX_FLUSH_INTERVAL": "0.2", "CHOREO_REACTORS_AVAILABILITY_SILENCE_SECONDS": "3600"}
 WIRE = [row for row in ROWS if row.wire]
 REJECTED = [row for row in WIRE if row.reason is not None]
 ACCEPTED = [row for row in WIRE if row.reason is None]

@@ -19,8 +19,8 @@ from tests.helpers import MqttObserver, influx_query, wait_for
 pytestmark = pytest.mark.integration
 
 FAST = {
-    "CHOREO_THRESHOLD_HIGH": "28",
-    "CHOREO_THRESHOLD_MIN_DURATION": "0.5",
+    "CHOREO_REACTORS_THRESHOLD_HIGH": "28",
+    "CHOREO_REACTORS_THRESHOLD_MIN_DURATION": "0.5",
     "CHOREO_INFLUX_FLUSH_INTERVAL": "0.2",
 }
 CONSUMERS = (("sink", ["sink"]), ("climate", ["reactor", "climate"]), ("threshold", ["reactor", "threshold"]),

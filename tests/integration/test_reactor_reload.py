@@ -19,7 +19,7 @@ def reading(value: float) -> tuple[str, bytes]:
 
 def test_sighup_reloads_settings_without_losing_state(stack, services, tmp_path):
     config = tmp_path / "choreo.toml"
-    config.write_text("[threshold]\nhigh = 28.0\nmin_duration = 0\n")
+    config.write_text("[reactors.threshold]\nhigh = 28.0\nmin_duration = 0\n")
     env = {**stack.env("threshold"), "CHOREO_CONFIG": str(config), "CHOREO_REACTORS_STATE_DIR": str(tmp_path)}
     with MqttObserver(stack.broker.port, "admin", stack.credentials.mqtt["admin"], "reload-observer") as observer:
         observer.subscribe("choreo/services/threshold")
@@ -34,14 +34,15 @@ def test_sighup_reloads_settings_without_losing_state(stack, services, tmp_path)
 
         observer.publish(*reading(29.0))
         wait_for(lambda: alerts() == [("alert.raised.v1", 28.0)], 20, "the alert under the first limit")
-        config.write_text("[threshold]\nhigh = 40.0\nmin_duration = 0\n")
+        config.write_text("[reactors.threshold]\nhigh = 40.0\nmin_duration = 0\n")
         reactor.send_signal(signal.SIGHUP)
         wait_for(lambda: "threshold reloaded its settings" in services.log("threshold"), 20, "the reload")
         observer.publish(*reading(30.0))  # above the old limit, but below the new one minus hysteresis
         wait_for(lambda: len(alerts()) == 2, 20, "the clear under the new limit")
         assert alerts()[1] == ("alert.cleared.v1", 39.0)  # the raised state survived the reload
 
-        config.write_text("[threshold]\nhigh = 'hot'\n")
+        config.write_text("[reactors.threshold]\nhigh = 'hot'\n")
         reactor.send_signal(signal.SIGHUP)
         wait_for(lambda: "threshold kept its settings" in services.log("threshold"), 20, "the refused reload")
+        assert "choreo.toml [reactors.threshold] high: Input should be a valid number" in services.log("threshold")
         assert reactor.poll() is None

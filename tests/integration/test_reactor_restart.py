@@ -20,11 +20,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gateway.events import AlertClearedV1, AlertRaisedV1, Measurement, ReadingV1, new_event, utc_now
+from gateway.plugins import build_reactor, reactor_names
 from gateway.service import event_message
 from gateway.settings import load_settings
 from gateway.testing import ReactorHarness
 from gateway.topics import event_topic
-from reactors import REACTORS
 from tests.helpers import MqttObserver, wait_for
 
 pytestmark = pytest.mark.integration
@@ -71,22 +71,25 @@ def alerts() -> list:
 
 # reactor -> (settings, the events that make it emit facts)
 CASES = {
-    "threshold": ({"CHOREO_THRESHOLD_HIGH": "28", "CHOREO_THRESHOLD_HYSTERESIS": "1",
-                   "CHOREO_THRESHOLD_MIN_DURATION": "2"},
+    "threshold": ({"CHOREO_REACTORS_THRESHOLD_HIGH": "28", "CHOREO_REACTORS_THRESHOLD_HYSTERESIS": "1",
+                   "CHOREO_REACTORS_THRESHOLD_MIN_DURATION": "2"},
                   lambda: readings(lambda step, i: temperature(26 + 4 * ((step + i * 7) % 20 >= 10)))),
-    "availability": ({"CHOREO_AVAILABILITY_SILENCE_SECONDS": "1.5"},  # each subject every 4 s: offline, online, ...
+    # each subject every 4 s: offline, online, ...
+    "availability": ({"CHOREO_REACTORS_AVAILABILITY_SILENCE_SECONDS": "1.5"},
                      lambda: readings(lambda step, i: temperature(20) if (step - i) % 4 == 0 else [])),
     "climate": ({}, alerts),
-    "door": ({"CHOREO_DOOR_LIMIT_SECONDS": "5"},  # closed 10 s, open 10 s, ...: every opening outlasts the limit
+    # closed 10 s, open 10 s, ...: every opening outlasts the limit
+    "door": ({"CHOREO_REACTORS_DOOR_LIMIT_SECONDS": "5"},
              lambda: readings(lambda step, i: [Measurement(name="door_open", unit="/",
                                                            value=float((step + i * 3) % 20 >= 10))])),
-    "energy": ({"CHOREO_ENERGY_PERIOD_SECONDS": "10"},  # a counter that restarts every 60 s
+    "energy": ({"CHOREO_REACTORS_ENERGY_PERIOD_SECONDS": "10"},  # a counter that restarts every 60 s
                lambda: readings(lambda step, i: [Measurement(name="energy", unit="Wh",
                                                              value=(step + i * 13) % 60 * 2.0)])),
-    "anomaly": ({"CHOREO_ANOMALY_METRICS": "temperature", "CHOREO_ANOMALY_WINDOW": "20",
-                 "CHOREO_ANOMALY_MIN_SAMPLES": "5", "CHOREO_ANOMALY_STUCK_SECONDS": "5"}, lambda: readings(anomalous)),
+    "anomaly": ({"CHOREO_REACTORS_ANOMALY_METRICS": "temperature", "CHOREO_REACTORS_ANOMALY_WINDOW": "20",
+                 "CHOREO_REACTORS_ANOMALY_MIN_SAMPLES": "5", "CHOREO_REACTORS_ANOMALY_STUCK_SECONDS": "5"},
+                lambda: readings(anomalous)),
 }
-assert set(CASES) == set(REACTORS), "every reactor has a case"
+assert sorted(CASES) == reactor_names(), "every reactor has a case"
 
 
 def twice(events) -> list[tuple[str, bytes]]:
@@ -100,7 +103,7 @@ def comparable(fact: dict, name: str) -> dict:
 
 
 async def expected_facts(name: str, settings: dict, events) -> dict[str, dict]:
-    runner = ReactorHarness(REACTORS[name](load_settings(settings)), start=utc_now()).runner
+    runner = ReactorHarness(build_reactor(name, load_settings(settings)), start=utc_now()).runner
     facts = []
     for event in events:
         facts += runner.outcomes(event_message(event))

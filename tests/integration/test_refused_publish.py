@@ -22,7 +22,8 @@ pytestmark = pytest.mark.integration
 
 SUBJECT = "lab-temperature-1"
 START = utc_now() - timedelta(minutes=1)
-THRESHOLD = {"CHOREO_THRESHOLD_HIGH": "28", "CHOREO_THRESHOLD_HYSTERESIS": "1", "CHOREO_THRESHOLD_MIN_DURATION": "2"}
+THRESHOLD = {"CHOREO_REACTORS_THRESHOLD_HIGH": "28", "CHOREO_REACTORS_THRESHOLD_HYSTERESIS": "1",
+             "CHOREO_REACTORS_THRESHOLD_MIN_DURATION": "2"}
 
 
 def acl_without(line: str, path: Path) -> Path:

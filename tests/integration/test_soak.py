@@ -11,16 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from gateway.demo import CONSUMERS, REPO
+from gateway.demo import REPO, consumer_commands
 from gateway.fleet import Fleet
 from gateway.localstack import LocalStack
+from gateway.settings import load_settings
 from tests.helpers import MqttObserver, influx_query, wait_for
 
 pytestmark = pytest.mark.integration
 
-SETTINGS = {"CHOREO_THRESHOLD_HIGH": "28", "CHOREO_THRESHOLD_MIN_DURATION": "2", "CHOREO_INFLUX_FLUSH_INTERVAL": "0.2",
-            "CHOREO_DOOR_LIMIT_SECONDS": "5", "CHOREO_AVAILABILITY_SILENCE_SECONDS": "10",
-            "CHOREO_ENERGY_PERIOD_SECONDS": "10"}
+SETTINGS = {"CHOREO_REACTORS_THRESHOLD_HIGH": "28", "CHOREO_REACTORS_THRESHOLD_MIN_DURATION": "2",
+            "CHOREO_INFLUX_FLUSH_INTERVAL": "0.2",
+            "CHOREO_REACTORS_DOOR_LIMIT_SECONDS": "5", "CHOREO_REACTORS_AVAILABILITY_SILENCE_SECONDS": "10",
+            "CHOREO_REACTORS_ENERGY_PERIOD_SECONDS": "10"}
 INTERVAL = 0.05  # each of the demo fleet's 16 devices reports 20 times a second
 GROWTH_ALLOWED = 1.10  # the last third of the run may peak at most 10% (plus 8 MiB) above the middle third
 SLACK_MIB = 8.0
@@ -48,7 +50,7 @@ def test_memory_stays_flat_and_every_reading_is_stored(tmp_path, services, soak_
             MqttObserver(stack.broker.port, "monitor", stack.credentials.mqtt["monitor"], "soak-observer") as observer:
         observer.subscribe("choreo/services/+")
         observer.subscribe("events/reading.v1/+")
-        for name, command in CONSUMERS:
+        for name, command in consumer_commands(load_settings(settings)):
             services.start(name, command, {**stack.env(name), **settings})
             wait_for(lambda name=name: any(json.loads(m.payload)["status"] == "online"
                                            for m in observer.on(f"choreo/services/{name}")), 30, f"{name} online")

@@ -4,8 +4,8 @@ from gateway.events import Measurement, ReadingV1
 from gateway.settings import load_settings
 from reactors import anomaly
 
-SETTINGS = load_settings({"CHOREO_ANOMALY_MIN_SAMPLES": "20", "CHOREO_ANOMALY_SIGMAS": "5",
-                          "CHOREO_ANOMALY_STUCK_SECONDS": "30"})
+SETTINGS = load_settings({"CHOREO_REACTORS_ANOMALY_MIN_SAMPLES": "20", "CHOREO_REACTORS_ANOMALY_SIGMAS": "5",
+                          "CHOREO_REACTORS_ANOMALY_STUCK_SECONDS": "30"})
 
 
 def temperature(value: float) -> ReadingV1:
@@ -64,5 +64,6 @@ def test_min_samples_may_not_exceed_the_window():
 
     from gateway.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="must not exceed anomaly.window"):
-        load_settings({"CHOREO_ANOMALY_MIN_SAMPLES": "100", "CHOREO_ANOMALY_WINDOW": "60"})
+    settings = load_settings({"CHOREO_REACTORS_ANOMALY_MIN_SAMPLES": "100", "CHOREO_REACTORS_ANOMALY_WINDOW": "60"})
+    with pytest.raises(ConfigError, match=r"reactors.anomaly: min_samples \(100\) must not exceed window \(60\)"):
+        anomaly.build(settings)

@@ -2,7 +2,7 @@ from gateway.events import DeviceOfflineV1, Measurement, ReadingV1
 from gateway.settings import load_settings
 from reactors import availability
 
-SETTINGS = load_settings({"CHOREO_AVAILABILITY_SILENCE_SECONDS": "10"})
+SETTINGS = load_settings({"CHOREO_REACTORS_AVAILABILITY_SILENCE_SECONDS": "10"})
 READING = ReadingV1(measurements=[Measurement(name="temperature", unit="Cel", value=20)])
 
 

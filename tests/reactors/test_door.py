@@ -2,7 +2,7 @@ from gateway.events import Measurement, ReadingV1
 from gateway.settings import load_settings
 from reactors import door
 
-SETTINGS = load_settings({"CHOREO_DOOR_LIMIT_SECONDS": "30"})
+SETTINGS = load_settings({"CHOREO_REACTORS_DOOR_LIMIT_SECONDS": "30"})
 
 
 def contact(open_: bool) -> ReadingV1:

@@ -4,7 +4,7 @@ from gateway.events import Measurement, ReadingV1
 from gateway.settings import load_settings
 from reactors import energy
 
-SETTINGS = load_settings({"CHOREO_ENERGY_PERIOD_SECONDS": "60"})
+SETTINGS = load_settings({"CHOREO_REACTORS_ENERGY_PERIOD_SECONDS": "60"})
 
 
 def meter(wh: float) -> ReadingV1:

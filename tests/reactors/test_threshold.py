@@ -1,9 +1,9 @@
 from gateway.events import Measurement, ReadingV1
-from gateway.settings import ThresholdRule, load_settings
+from gateway.settings import load_settings
 from reactors import threshold
 
-SETTINGS = load_settings({"CHOREO_THRESHOLD_HIGH": "28", "CHOREO_THRESHOLD_HYSTERESIS": "1",
-                          "CHOREO_THRESHOLD_MIN_DURATION": "2"})
+SETTINGS = load_settings({"CHOREO_REACTORS_THRESHOLD_HIGH": "28", "CHOREO_REACTORS_THRESHOLD_HYSTERESIS": "1",
+                          "CHOREO_REACTORS_THRESHOLD_MIN_DURATION": "2"})
 
 
 def reading(value: float, metric: str = "temperature", unit: str = "Cel", room: str | None = None) -> ReadingV1:
@@ -47,10 +47,14 @@ async def test_a_dip_restarts_the_duration_and_subjects_are_independent(harness_
     assert dipped == [] and [f.subject for f in other] == ["b"]
 
 
-async def test_low_limits_and_room_rules(harness_for):
-    settings = SETTINGS.model_copy(update={"threshold": SETTINGS.threshold.model_copy(update={"rules": [
-        ThresholdRule(metric="temperature", high=35, room="plant", min_duration=0),
-        ThresholdRule(metric="humidity", low=30, hysteresis=5, min_duration=0)]})})
+async def test_low_limits_and_room_rules(harness_for, tmp_path):
+    config = tmp_path / "choreo.toml"
+    config.write_text('[[reactors.threshold.rules]]\nmetric = "temperature"\nhigh = 35\nroom = "plant"\n'
+                      'min_duration = 0\n'
+                      '[[reactors.threshold.rules]]\nmetric = "humidity"\nlow = 30\nhysteresis = 5\n'
+                      'min_duration = 0\n')
+    settings = load_settings({"CHOREO_CONFIG": str(config), "CHOREO_REACTORS_THRESHOLD_HIGH": "28",
+                              "CHOREO_REACTORS_THRESHOLD_MIN_DURATION": "2"})
     async with harness_for(threshold.build(settings)) as harness:
         plant = await feed(harness, [30, 36], room="plant", subject="p-1")
         dry = await feed(harness, [25, 33, 36], metric="humidity", unit="%RH", subject="h-1")
