@@ -11,15 +11,15 @@ import hmac
 import json
 import os
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import ConfigError
 from .topics import validate_id
 
 RESERVED_CLIENT_PREFIXES = ("demo",)  # client ids of tools: demo-monitor
-SERVICE_ACCOUNTS = ("admin", "monitor", "ingest", "threshold", "availability", "climate", "door", "energy",
-                    "anomaly", "sink")
+OPERATORS = ("admin", "monitor")  # the accounts of mosquitto/acl; every other one is a declared service's
 MOSQUITTO_ITERATIONS = 101
 
 
@@ -44,6 +44,13 @@ def write_private(path: Path, text: str) -> None:
         file.write(text)
 
 
+def write_public(path: Path, text: str) -> None:
+    """Write a file that holds no secret, readable by every user (the broker may run as its own)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o644)
+
+
 @dataclass(frozen=True)
 class Credentials:
     """Generated secrets of one local installation, kept in a file only its owner can read."""
@@ -55,9 +62,9 @@ class Credentials:
     influx_reader_password: str = field(repr=False, default="")
 
     @classmethod
-    def generate(cls) -> Credentials:
+    def generate(cls, accounts: Iterable[str] = OPERATORS) -> Credentials:
         return cls(
-            mqtt={name: secrets.token_urlsafe(24) for name in SERVICE_ACCOUNTS},
+            mqtt=_passwords(accounts),
             fleet_secret=secrets.token_urlsafe(32),
             influx_admin_password=secrets.token_urlsafe(24),
             influx_writer_password=secrets.token_urlsafe(24),
@@ -65,19 +72,26 @@ class Credentials:
         )
 
     @classmethod
-    def load_or_create(cls, path: Path) -> Credentials:
+    def load_or_create(cls, path: Path, services: Iterable[str] = ()) -> Credentials:
+        """The broker accounts `admin`, `monitor` and one per service name, with the other secrets.
+
+        Accounts missing from an existing file are added to it; the file keeps accounts no longer asked
+        for (a service installed again gets its password back), but the result holds exactly these.
+        """
+        accounts = list(dict.fromkeys((*OPERATORS, *(validate_id(name, "service name") for name in services))))
         if path.exists():
             stored = cls(**json.loads(path.read_text()))
-            if set(SERVICE_ACCOUNTS) <= set(stored.mqtt) and stored.influx_reader_password:
-                return stored
-            fresh = cls.generate()  # accounts added since this file was written
-            reader_password = stored.influx_reader_password or fresh.influx_reader_password
-            credentials = cls(**{**stored.__dict__, "mqtt": {**fresh.mqtt, **stored.mqtt},
-                                 "influx_reader_password": reader_password})
+            missing = [name for name in accounts if name not in stored.mqtt]
+            credentials = stored
+            if missing or not stored.influx_reader_password:  # accounts added since this file was written
+                reader_password = stored.influx_reader_password or secrets.token_urlsafe(24)
+                credentials = replace(stored, mqtt={**stored.mqtt, **_passwords(missing)},
+                                      influx_reader_password=reader_password)
+                write_private(path, json.dumps(credentials.__dict__))
         else:
-            credentials = cls.generate()
-        write_private(path, json.dumps(credentials.__dict__))
-        return credentials
+            credentials = cls.generate(accounts)
+            write_private(path, json.dumps(credentials.__dict__))
+        return replace(credentials, mqtt={name: credentials.mqtt[name] for name in accounts})
 
     def service_password_file(self) -> str:
         """A Mosquitto password file (hashed) for the service accounts, admin and monitor."""
@@ -94,6 +108,10 @@ class Credentials:
                 raise ConfigError(f"device id {device!r} is, or starts like, the client id of service {reserved!r}; "
                                   "rename the device")
         return _password_file({device: device_password(self.fleet_secret, device) for device in device_ids})
+
+
+def _passwords(accounts: Iterable[str]) -> dict[str, str]:
+    return {name: secrets.token_urlsafe(24) for name in accounts}
 
 
 def _password_file(accounts: dict[str, str]) -> str:

@@ -17,12 +17,15 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .acl import STATIC_ACL, write_acl
 from .certificates import make_tls_files
 from .credentials import Credentials, write_private
+from .declarations import Declaration, declarations
 from .errors import ConfigError
+from .settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +91,14 @@ def wait_until(condition, timeout: float, what: str, process: subprocess.Popen |
 
 
 class Broker:
-    """A Mosquitto child process with the shipped conf.d/ and ACL on loopback: a listener for the
-    services, and one for devices, plain and TLS, where the client id is the username."""
+    """A Mosquitto child process with the shipped conf.d/ and an ACL on loopback: a listener for the
+    services, and one for devices, plain and TLS, where the client id is the username.
+
+    `acl` is the ACL file; by default its static part alone (operators and devices, no service).
+    LocalStack gives it the ACL generated for the declared services."""
 
     def __init__(self, state_dir: Path, credentials: Credentials, device_ids: Iterable[str], extra_config: str = "",
-                 acl: Path = MOSQUITTO_DIR / "acl") -> None:
+                 acl: Path = STATIC_ACL) -> None:
         self.state_dir = state_dir
         self.credentials = credentials
         self.device_ids = list(device_ids)
@@ -261,12 +267,21 @@ def _stop(process: subprocess.Popen | None, sig: int) -> None:
 
 
 class LocalStack:
-    """A broker and a database for one local run, with the environment each service needs."""
+    """A broker and a database for one local run, with the environment each service needs.
 
-    def __init__(self, state_dir: Path, device_ids: Iterable[str] = ()) -> None:
+    The broker has an account for `admin`, `monitor` and each declared service (default: the
+    declarations of the settings in the environment and choreo.toml), and the ACL generated
+    from those declarations, written to `mosquitto/acl` in the state folder.
+    """
+
+    def __init__(self, state_dir: Path, device_ids: Iterable[str] = (),
+                 declared: Sequence[Declaration] | None = None) -> None:
         self.state_dir = Path(state_dir).resolve()
-        self.credentials = Credentials.load_or_create(self.state_dir / "credentials.json")
-        self.broker = Broker(self.state_dir / "mosquitto", self.credentials, device_ids)
+        self.declared = list(declarations(load_settings()) if declared is None else declared)
+        self.credentials = Credentials.load_or_create(self.state_dir / "credentials.json",
+                                                      [declaration.name for declaration in self.declared])
+        acl = write_acl(self.state_dir / "mosquitto" / "acl", self.declared)
+        self.broker = Broker(self.state_dir / "mosquitto", self.credentials, device_ids, acl=acl)
         self.influxdb = InfluxDB(self.state_dir / "influxdb", self.credentials)
 
     def __enter__(self) -> LocalStack:

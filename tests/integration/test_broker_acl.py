@@ -1,18 +1,27 @@
-"""The shipped ACL on the real broker: each client acts only within its role.
+"""The ACL generated from the declarations, on the real broker: each client acts only within its role.
 
 Every forbidden publish is followed by an allowed one from the same client; once the
 allowed one has arrived, the forbidden one would have arrived before it (MQTT keeps a
 client's order), so its absence is proof, not a timeout.
 """
 import uuid
+from collections.abc import Iterator
 
 import paho.mqtt.client as paho
 import pytest
 
 from gateway.credentials import device_password
+from gateway.declarations import declarations
+from gateway.errors import Refused
+from gateway.localstack import LocalStack
+from gateway.settings import load_settings
+from gateway.transport import ClientConfig, Message, MqttTransport
+from tests.conftest import TEST_DEVICES
 from tests.helpers import MqttObserver, connack, wait_for
+from tests.test_declarations import services_file
 
 pytestmark = pytest.mark.integration
+NOT_AUTHORIZED = 0x87
 
 
 def device(stack, device_id: str) -> MqttObserver:
@@ -119,3 +128,69 @@ def test_only_admin_reads_sys_and_everything_under_hash(fresh_stack):
                  "the markers")
         assert [m.topic for m in dev_b.messages] == ["events/actuation.requested.v1/dev-b"]
         assert [m.topic for m in threshold.messages] == ["events/reading.v1/dev-a"]
+
+
+# A service declared in a services file, in any language ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def declared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A stack whose declarations include `shout` (services file: consumes alert.raised.v1, emits alert.shouted.v1)."""
+    folder = tmp_path_factory.mktemp("declared")
+    settings = load_settings({"CHOREO_SERVICES_FILE": str(services_file(folder))})
+    with LocalStack(folder / "stack", TEST_DEVICES, declarations(settings)) as running:
+        yield running
+
+
+def shout(stack: LocalStack) -> MqttObserver:
+    return MqttObserver(stack.broker.port, "shout", stack.credentials.mqtt["shout"], f"shout-{uuid.uuid4().hex[:6]}")
+
+
+def test_a_file_declared_service_publishes_its_type_and_its_schema_announcement_and_nothing_else(declared_stack):
+    stack = declared_stack
+    forbidden = ["events/alert.raised.v1/dev-a",  # a type it consumes, does not emit
+                 "events/actuation.requested.v1/dev-a",  # another service's type
+                 "choreo/schemas/alert.shouted.v1/threshold",  # its type, announced in another service's name
+                 "choreo/schemas/alert.raised.v1/shout",  # a type it does not emit, announced in its own name
+                 "choreo/services/threshold",  # another service's manifest
+                 "devices/dev-a/telemetry", "events/alert.shouted.v1/dev-a/extra"]
+    allowed = ["choreo/services/shout", "choreo/schemas/alert.shouted.v1/shout", "events/alert.shouted.v1/dev-a"]
+    with admin(stack, "declared-watch") as watcher, shout(stack) as service:
+        watcher.subscribe("#")
+        answers: dict[int, paho.ReasonCode] = {}
+        service.client.on_publish = lambda client, userdata, mid, reason, props: answers.__setitem__(mid, reason)
+        sent = {topic: service.client.publish(topic, b"shouted", qos=1) for topic in forbidden + allowed}
+        wait_for(lambda: watcher.on(allowed[-1]), 10, "the last allowed publish")  # sent last: all others before it
+        assert sorted(m.topic for m in watcher.messages if m.payload == b"shouted") == sorted(allowed)
+        wait_for(lambda: len(answers) == len(sent), 10, "a PUBACK for every publish")
+        assert {topic: answers[info.mid].value for topic, info in sent.items()} == \
+            {topic: NOT_AUTHORIZED if topic in forbidden else 0 for topic in sent}
+
+
+def test_a_file_declared_service_reads_what_it_consumes_and_the_announcements_only(declared_stack):
+    stack = declared_stack
+    with admin(stack, "declared-pub") as publisher, shout(stack) as service:
+        service.subscribe("#")
+        for topic in ("events/reading.v1/dev-a", "events/alert.shouted.v1/dev-a", "choreo/services/threshold",
+                      "devices/dev-a/telemetry", "choreo/schemas/alert.raised.v1/threshold",
+                      "events/alert.raised.v1/dev-a"):  # readable: the last two, the marker last
+            publisher.publish(topic, b"for shout?")
+        wait_for(lambda: service.on("events/alert.raised.v1/dev-a"), 10, "the consumed type")
+        assert [m.topic for m in service.messages] == ["choreo/schemas/alert.raised.v1/threshold",
+                                                       "events/alert.raised.v1/dev-a"]
+
+
+async def test_the_gateway_transport_is_refused_an_announcement_in_another_services_name(declared_stack):
+    stack = declared_stack
+    config = ClientConfig(f"shout-{uuid.uuid4().hex[:6]}", port=stack.broker.port, username="shout",
+                          password=stack.credentials.mqtt["shout"], clean_start=True, session_expiry=0)
+    with admin(stack, "declared-watch2") as watcher:
+        watcher.subscribe("choreo/schemas/#")
+        async with MqttTransport(config) as transport:
+            with pytest.raises(Refused) as refused:
+                await transport.publish(Message("choreo/schemas/alert.shouted.v1/threshold", b"{}"))
+            await transport.publish(Message("choreo/schemas/alert.shouted.v1/shout", b"{}"))
+        wait_for(lambda: watcher.on("choreo/schemas/alert.shouted.v1/shout"), 10, "its own announcement")
+    assert refused.value.reason_code == NOT_AUTHORIZED
+    assert refused.value.topic == "choreo/schemas/alert.shouted.v1/threshold"
+    assert [m.topic for m in watcher.messages] == ["choreo/schemas/alert.shouted.v1/shout"]

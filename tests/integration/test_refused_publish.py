@@ -2,7 +2,8 @@
 never counted as delivered, the service stops naming the topic and the reason, and nothing it
 acknowledged is lost; once the ACL is fixed and the service restarted, the fact arrives.
 
-An independent paho client watches the broker; the ACL is the shipped one with one line taken out.
+An independent paho client watches the broker; the ACL is the one generated from the declarations,
+with one line taken out of the service's block.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gateway.events import Measurement, ReadingV1, new_event, utc_now
-from gateway.localstack import MOSQUITTO_DIR, LocalStack
+from gateway.localstack import LocalStack
 from gateway.service import EXIT_FAILED
 from tests.conftest import TEST_DEVICES
 from tests.helpers import MqttObserver, wait_for
@@ -26,10 +27,11 @@ THRESHOLD = {"CHOREO_REACTORS_THRESHOLD_HIGH": "28", "CHOREO_REACTORS_THRESHOLD_
              "CHOREO_REACTORS_THRESHOLD_MIN_DURATION": "2"}
 
 
-def acl_without(line: str, path: Path) -> Path:
-    shipped = (MOSQUITTO_DIR / "acl").read_text()
-    assert line in shipped
-    path.write_text(shipped.replace(line, "", 1))
+def acl_without(stack: LocalStack, user: str, line: str, path: Path) -> Path:
+    """The stack's generated ACL with `line` taken out of `user`'s block."""
+    head, block = stack.broker.acl.read_text().split(f"\nuser {user}\n", 1)
+    assert line in block.split("\n\n", 1)[0]
+    path.write_text(f"{head}\nuser {user}\n{block.replace(line, '', 1)}")
     return path
 
 
@@ -47,10 +49,10 @@ def observing(stack: LocalStack) -> MqttObserver:
     return MqttObserver(stack.broker.port, "admin", stack.credentials.mqtt["admin"])
 
 
-def restart_broker_with_the_shipped_acl(stack: LocalStack) -> None:
+def restart_broker_with_the_generated_acl(stack: LocalStack) -> None:
     """The ACL fixed; the broker keeps its port and state, so sessions and unacknowledged messages survive."""
     stack.broker.stop()
-    stack.broker.acl = MOSQUITTO_DIR / "acl"
+    stack.broker.acl = stack.state_dir / "mosquitto" / "acl"
     stack.broker.start()
 
 
@@ -69,7 +71,7 @@ def stopped(services, name: str) -> int:
 
 def test_a_reactor_whose_fact_is_refused_stops_keeps_it_and_publishes_it_once_allowed(tmp_path, services):
     stack = LocalStack(tmp_path / "stack", TEST_DEVICES)
-    stack.broker.acl = acl_without("topic write events/alert.raised.v1/+\n", tmp_path / "acl")
+    stack.broker.acl = acl_without(stack, "threshold", "topic write events/alert.raised.v1/+\n", tmp_path / "acl")
     env = {**THRESHOLD, "CHOREO_REACTORS_STATE_DIR": str(tmp_path / "state")}
     with stack:
         with observing(stack) as observer:
@@ -83,7 +85,7 @@ def test_a_reactor_whose_fact_is_refused_stops_keeps_it_and_publishes_it_once_al
             assert "keeps fact" in log and "threshold stopped" in log
             assert facts(observer, "alert.raised.v1") == []
 
-        restart_broker_with_the_shipped_acl(stack)
+        restart_broker_with_the_generated_acl(stack)
         with observing(stack) as observer:
             observer.subscribe("events/#")
             start(services, "threshold", ["reactor", "threshold"], {**stack.env("threshold"), **env})
@@ -99,7 +101,7 @@ def test_a_reactor_whose_fact_is_refused_stops_keeps_it_and_publishes_it_once_al
 
 def test_ingest_whose_fact_is_refused_stops_without_acknowledging_the_device_message(tmp_path, services):
     stack = LocalStack(tmp_path / "stack", TEST_DEVICES)
-    stack.broker.acl = acl_without("topic write events/reading.v1/+\n", tmp_path / "acl")
+    stack.broker.acl = acl_without(stack, "ingest", "topic write events/reading.v1/+\n", tmp_path / "acl")
     telemetry = json.dumps({"seq": 1, "ts": utc_now().isoformat(), "temperature": 21.5}).encode()
     with stack:
         with observing(stack) as observer:
@@ -112,7 +114,7 @@ def test_ingest_whose_fact_is_refused_stops_without_acknowledging_the_device_mes
             assert refusal in services.log("ingest")
             assert facts(observer, "reading.v1") == []
 
-        restart_broker_with_the_shipped_acl(stack)
+        restart_broker_with_the_generated_acl(stack)
         with observing(stack) as observer:
             observer.subscribe("events/#")
             start(services, "ingest", ["ingest"], stack.env("ingest"))
