@@ -1,5 +1,6 @@
-"""docker-compose.yml cannot run here (no Docker engine): it is kept correct by reading it, and what
-`choreo secrets` writes runs its broker config on a real Mosquitto (paths and ports made local)."""
+"""docker-compose.yml cannot run here (no Docker engine): it is kept correct by reading it (with the
+reactors.yml it includes, which `choreo secrets` generates), and what `choreo secrets` writes runs its
+broker config on a real Mosquitto (paths and ports made local)."""
 from __future__ import annotations
 
 import getpass
@@ -24,17 +25,32 @@ import pytest
 import yaml
 
 from gateway.cli import build_parser
-from gateway.compose import COMPOSE_DIR, COMPOSE_FLEET, SERVICES, write_compose_secrets
+from gateway.compose import COMPOSE_DIR, COMPOSE_FLEET, REACTORS_FILE, write_compose_secrets
 from gateway.credentials import device_password
+from gateway.declarations import Declaration, declarations
+from gateway.errors import ConfigError
 from gateway.fleet import Fleet
 from gateway.localstack import find_binary, free_ports, wait_until
-from reactors import REACTORS
+from gateway.plugins import reactor_names
+from gateway.settings import load_settings
 from tests.helpers import MqttObserver, wait_for
+from tests.test_declarations import services_file
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 BROKER_CONFIG = (REPO / "mosquitto" / "mosquitto.conf").read_text()
 SERVICES_PORT, TLS_PORT, PLAIN_DEVICES_PORT = 1883, 8883, 1884  # the compose broker's listeners
+# What `choreo secrets` declares: the compose fleet's settings, no services file.
+DECLARED = declarations(load_settings({"CHOREO_FLEET_FILE": str(COMPOSE_FLEET)}))
+
+
+def compose_services(secrets: Path) -> dict[str, dict]:
+    """docker-compose.yml's services with those of the reactors.yml it includes, as `choreo secrets` wrote it."""
+    [include] = COMPOSE["include"]
+    assert include == {"path": f"{COMPOSE_DIR}/{REACTORS_FILE}", "project_directory": "."}
+    reactors = yaml.safe_load((secrets / REACTORS_FILE).read_text())["services"]
+    assert not set(reactors) & set(COMPOSE["services"]), "an included service would conflict"
+    return {**COMPOSE["services"], **reactors}
 
 
 def local_paths(service: dict) -> list[str]:
@@ -51,9 +67,11 @@ def read_env(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines())
 
 
-def test_every_referenced_file_exists_or_is_written_by_choreo_secrets(tmp_path):
-    generated = {path.name for path in write_compose_secrets(tmp_path, ["temp-1"])}
-    for name, service in COMPOSE["services"].items():
+def test_every_referenced_file_exists_or_is_written_by_choreo_secrets(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # as `choreo secrets` runs: in the project's folder, writing into .choreo/compose
+    generated = {path.name for path in write_compose_secrets(COMPOSE_DIR, ["temp-1"], DECLARED)}
+    assert REACTORS_FILE in generated
+    for name, service in compose_services(COMPOSE_DIR).items():
         for path in local_paths(service):
             relative = Path(path).relative_to(".")
             if relative.parts[:2] == COMPOSE_DIR.parts:
@@ -75,13 +93,34 @@ def test_the_broker_container_hands_each_secret_the_config_reads_to_the_mosquitt
     assert script.rstrip().splitlines()[-1] == "exec mosquitto -c /mosquitto/config/mosquitto.conf"
 
 
-def test_every_service_command_is_a_real_choreo_command():
+def test_every_service_command_is_a_real_choreo_command(tmp_path):
+    write_compose_secrets(tmp_path, [], DECLARED)
     parser = build_parser()
-    services = COMPOSE["services"]
+    services = compose_services(tmp_path)
     commands = {name: s["command"] for name, s in services.items() if s.get("image", "").startswith("choreo")}
-    assert set(commands) == {"sink", "ingest", "devices", *REACTORS}
+    assert set(commands) == {"sink", "ingest", "devices", *reactor_names()}
     for command in commands.values():
         parser.parse_args(command)  # exits (fails the test) on an unknown command or option
+
+
+def test_the_generated_reactors_yml_runs_every_installed_reactor_as_docker_compose_yml_runs_its_services(tmp_path):
+    write_compose_secrets(tmp_path, [], DECLARED)
+    reactors = yaml.safe_load((tmp_path / REACTORS_FILE).read_text())["services"]
+    assert sorted(reactors) == reactor_names() == sorted(d.name for d in DECLARED if d.kind == "reactor")
+    # The shape of the choreo services in docker-compose.yml (x-choreo), as the reactors had there before.
+    assert COMPOSE["services"]["sink"] == {**COMPOSE["x-choreo"], "command": ["sink"],
+                                           "env_file": [f"./{COMPOSE_DIR}/sink.env"]}
+    for name, service in reactors.items():
+        assert service == {**COMPOSE["x-choreo"], "command": ["reactor", name], "env_file": [f"{tmp_path}/{name}.env"]}
+    relative = Path(os.path.relpath(tmp_path / "relative", Path.cwd()))
+    write_compose_secrets(relative, [], DECLARED)  # as `choreo secrets` writes it by default: a relative folder
+    assert yaml.safe_load((relative / REACTORS_FILE).read_text())["services"]["threshold"]["env_file"] == \
+        [f"./{relative}/threshold.env"]
+
+
+def test_a_declared_service_named_like_a_compose_service_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="'influxdb' .* is taken by docker-compose.yml's influxdb service"):
+        write_compose_secrets(tmp_path, [], [*DECLARED, Declaration("influxdb", "", (), ())])
 
 
 def test_servers_and_their_configuration():
@@ -90,9 +129,10 @@ def test_servers_and_their_configuration():
     for line in ("per_listener_settings true", "include_dir /mosquitto/config/conf.d"):
         assert line in BROKER_CONFIG
     assert "password_file /mosquitto/secrets/passwd-services" in listener(SERVICES_PORT)
+    for port in (SERVICES_PORT, TLS_PORT, PLAIN_DEVICES_PORT):  # the ACL choreo secrets generates
+        assert "allow_anonymous false" in listener(port) and "acl_file /mosquitto/secrets/acl" in listener(port)
     for port in (TLS_PORT, PLAIN_DEVICES_PORT):
-        for line in ("allow_anonymous false", "password_file /mosquitto/secrets/passwd-devices",
-                     "acl_file /mosquitto/config/acl", "use_username_as_clientid true"):
+        for line in ("password_file /mosquitto/secrets/passwd-devices", "use_username_as_clientid true"):
             assert line in listener(port), (port, line)
     for line in ("cafile /mosquitto/secrets/ca.crt", "certfile /mosquitto/secrets/server.crt",
                  "keyfile /mosquitto/secrets/server.key"):
@@ -115,7 +155,7 @@ def test_the_compose_devices_connect_over_tls_and_run_the_fleet_choreo_secrets_k
 
 
 def test_influxdb_is_initialised_with_org_bucket_and_token(tmp_path):
-    write_compose_secrets(tmp_path, [])
+    write_compose_secrets(tmp_path, [], DECLARED)
     env = read_env(tmp_path / "influxdb.env")
     assert env["DOCKER_INFLUXDB_INIT_MODE"] == "setup"
     assert env["DOCKER_INFLUXDB_INIT_ORG"] and env["DOCKER_INFLUXDB_INIT_BUCKET"] == "choreo"
@@ -135,10 +175,11 @@ def test_no_anonymous_access_in_any_shipped_broker_config():
 # `choreo secrets` as a process ------------------------------------------------------------------------------------
 
 
-def choreo_secrets(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("CHOREO_")}
-    return subprocess.run([sys.executable, "-m", "gateway.cli", "secrets", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60)
+def choreo_secrets(*args: str, cwd: Path | None = None,
+                   env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("CHOREO_")}
+    return subprocess.run([sys.executable, "-m", "gateway.cli", "secrets", *args], cwd=cwd,
+                          env={**clean, **(env or {})}, capture_output=True, text=True, timeout=60)
 
 
 def accounts(passwd: Path) -> list[str]:
@@ -180,7 +221,7 @@ def test_choreo_secrets_prints_only_paths_and_writes_only_into_the_git_ignored_c
     assert second.returncode == 0, second.stderr
 
     secrets = secret_values(folder)
-    assert len(secrets) > len(SERVICES) + 2  # passwords, fleet secret, token, key lines
+    assert len(secrets) > len(DECLARED) + 4  # passwords (admin, monitor, the services), fleet secret, token, key
     for result in (first, second):
         assert result.stderr == ""
         lines = result.stdout.splitlines()
@@ -193,9 +234,11 @@ def test_choreo_secrets_prints_only_paths_and_writes_only_into_the_git_ignored_c
     assert untracked == ["?? .gitignore"]  # everything choreo secrets wrote is ignored
     written = [p.relative_to(checkout) for p in checkout.rglob("*") if p.is_file() and ".git" not in p.parts]
     assert all(path.parts[0] == ".choreo" for path in written if path.name != ".gitignore"), written
-    for path in folder.iterdir():
+    assert {"acl", REACTORS_FILE} <= {path.name for path in folder.iterdir()}
+    for path in folder.iterdir():  # what holds no secret is readable by the broker's own user
         mode = stat.S_IMODE(path.stat().st_mode)
-        assert mode == (0o644 if path.suffix == ".crt" else 0o600), (path.name, oct(mode))
+        public = path.suffix == ".crt" or path.name in ("acl", REACTORS_FILE)
+        assert mode == (0o644 if public else 0o600), (path.name, oct(mode))
     # A second run keeps what devices and InfluxDB already hold: credentials, token, and the CA devices trust.
     assert {name: (folder / name).read_bytes() for name in kept} == kept
 
@@ -208,8 +251,8 @@ def compose_broker(tmp_path: Path, secrets: Path, config: str = BROKER_CONFIG) -
     """The compose broker config on a real Mosquitto, paths and ports made local; yields compose -> local port."""
     compose_ports = [int(port) for port in re.findall(r"^listener (\d+) 0\.0\.0\.0$", config, re.MULTILINE)]
     ports = dict(zip(compose_ports, free_ports(len(compose_ports)), strict=True))
-    replacements = [("/mosquitto/secrets", secrets), ("/mosquitto/config/acl", REPO / "mosquitto" / "acl"),
-                    ("/mosquitto/config/conf.d", REPO / "mosquitto" / "conf.d"), ("/mosquitto/data", tmp_path)]
+    replacements = [("/mosquitto/secrets", secrets), ("/mosquitto/config/conf.d", REPO / "mosquitto" / "conf.d"),
+                    ("/mosquitto/data", tmp_path)]
     replacements += [(f"listener {port} 0.0.0.0", f"listener {local} 127.0.0.1") for port, local in ports.items()]
     for compose_path, local in replacements:
         config = config.replace(compose_path, str(local))
@@ -291,21 +334,36 @@ def probe_topics(acl: str, device_ids: list[str]) -> list[str]:
     return sorted({f.replace("+", device_ids[0]).replace("#", "probe") for f in filters})
 
 
+def declared_writes(declaration: Declaration, device_id: str) -> set[str]:
+    """What a service may publish by its declaration, spelled as the probes are: its types' topics, its
+    manifest (and a partition's, below it), its types' schema announcements."""
+    name, emits = declaration.name, declaration.emits
+    return ({f"events/{event_type}/{device_id}" for event_type in emits}
+            | {f"choreo/services/{name}", f"choreo/services/{name}/probe"}
+            | {f"choreo/schemas/{event_type}/{name}" for event_type in emits})
+
+
 @pytest.mark.integration
 def test_what_choreo_secrets_writes_runs_the_compose_broker_and_each_account_publishes_exactly_what_the_acl_allows(
         tmp_path):
-    secrets = tmp_path / "secrets"
-    result = choreo_secrets("--out", str(secrets))
+    secrets, services_toml = tmp_path / "secrets", services_file(tmp_path)  # and a service in any language
+    result = choreo_secrets("--out", str(secrets), env={"CHOREO_SERVICES_FILE": str(services_toml)})
     assert result.returncode == 0, result.stderr
+    declared = {d.name: d for d in declarations(load_settings({"CHOREO_FLEET_FILE": str(COMPOSE_FLEET),
+                                                                "CHOREO_SERVICES_FILE": str(services_toml)}))}
+    assert "shout" in declared and set(DECLARED) < set(declared.values())
     services = {env["CHOREO_MQTT_USERNAME"]: env["CHOREO_MQTT_PASSWORD"]
                 for env in map(read_env, secrets.glob("*.env")) if "CHOREO_MQTT_USERNAME" in env}
     services["admin"] = json.loads((secrets / "credentials.json").read_text())["mqtt"]["admin"]  # in no env file
     assert sorted(services) == sorted(accounts(secrets / "passwd-services")), "every account of the password file"
+    assert sorted(services) == sorted(["admin", "monitor", *declared]), "an account for each declared service"
     devices = accounts(secrets / "passwd-devices")
     fleet_secret = read_env(secrets / "devices.env")["CHOREO_DEVICES_SECRET"]
     device = (devices[0], device_password(fleet_secret, devices[0]))
-    acl = (REPO / "mosquitto" / "acl").read_text()
-    probes = probe_topics(acl, devices[:2])
+    acl = (secrets / "acl").read_text()  # what the compose broker reads, generated
+    assert re.findall(r"^user (\S+)$", acl, re.MULTILINE) == ["admin", "monitor", *sorted(declared)]
+    probes = sorted({*probe_topics(acl, devices[:2]),
+                     *(topic for d in declared.values() for topic in declared_writes(d, devices[0]))})
 
     with compose_broker(tmp_path, secrets) as port, \
             MqttObserver(port[SERVICES_PORT], "admin", services["admin"], "compose-watch") as watcher, \
@@ -341,6 +399,7 @@ def test_what_choreo_secrets_writes_runs_the_compose_broker_and_each_account_pub
                 assert allowed == {f"devices/{name}/telemetry", f"devices/{name}/status"}
             elif name != "admin":
                 assert allowed and allowed < set(probes) and not any(t.startswith("devices/") for t in allowed), name
+                assert arrived == declared_writes(declared[name], devices[0]), f"{name}: not what it declares"
 
 
 @pytest.mark.integration
@@ -414,8 +473,7 @@ def test_the_compose_broker_container_reads_owner_only_secrets_after_dropping_ro
         os.chown(base / "data", broker_user.pw_uid, broker_user.pw_gid)
         service_port, tls_port, plain_port = free_ports(3)
         config = BROKER_CONFIG
-        for compose, local in (("/mosquitto/config/acl", base / "config" / "acl"),
-                               ("/mosquitto/config/conf.d", base / "config" / "conf.d"),
+        for compose, local in (("/mosquitto/config/conf.d", base / "config" / "conf.d"),
                                ("/mosquitto/data", base / "data"), ("/mosquitto/secrets", base / "secrets"),
                                (f"listener {SERVICES_PORT} 0.0.0.0", f"listener {service_port} 127.0.0.1"),
                                (f"listener {TLS_PORT} 0.0.0.0", f"listener {tls_port} 127.0.0.1"),
