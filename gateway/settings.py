@@ -138,7 +138,7 @@ class Settings(_Section):
         ConfigError names each bad setting where it was set, never echoing a secret.
         """
         section = self.reactor_sections.get(name, ReactorSection())
-        _refuse_unknown_keys(section, model)
+        _refuse_unknown_keys(name, section, model)
         try:
             return model.model_validate(section.values)
         except ValidationError as exc:
@@ -150,11 +150,12 @@ class Settings(_Section):
 SECTIONS = tuple(name for name in Settings.model_fields if name != "reactor_sections")  # choreo.toml's top level
 
 
-def _refuse_unknown_keys(section: ReactorSection, model: type[BaseModel]) -> None:
+def _refuse_unknown_keys(name: str, section: ReactorSection, model: type[BaseModel]) -> None:
     known = set(model.model_fields) | {field.alias for field in model.model_fields.values() if field.alias}
     unknown = sorted(set(section.values) - known)
     if unknown:
-        raise ConfigError(f"invalid settings: {section.sources[unknown[0]]}: unknown setting; "
+        where = section.sources.get(unknown[0], f"reactors.{name}.{unknown[0]}")
+        raise ConfigError(f"invalid settings: {where}: unknown setting; "
                           f"known: {', '.join(sorted(model.model_fields)) or 'none'}")
 
 
