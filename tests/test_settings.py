@@ -106,7 +106,7 @@ def test_threshold_rules_pick_the_most_specific_match():
 def test_a_device_id_that_is_or_starts_like_a_service_client_id_is_refused():
     from gateway.credentials import Credentials
 
-    credentials = Credentials.generate()
+    credentials = Credentials.generate(["admin", "monitor", "sink", "threshold"])
     for device in ("sink", "sink-2", "threshold-0-of-2", "demo-monitor"):
         with pytest.raises(ConfigError, match="client id of service"):
             credentials.device_password_file([device])
