@@ -1,6 +1,6 @@
 """Hostile input, retained facts and oversized payloads on the real broker, the services as OS processes.
 
-Who may publish where (mosquitto/acl): a device only on devices/{its id}/telemetry|status,
+Who may publish where (the ACL generated from the declarations): a device only on devices/{its id}/telemetry|status,
 which ingest reads; a fact type only the service that declares it (reading.v1: ingest),
 which the reactors consuming that type and the sink (events/#) read; `admin` anywhere.
 The test publishes as `admin`, so one client can put every row of the table
