@@ -16,6 +16,7 @@ EVENT_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:\.[a-z][a-z0-9]*)*\.v[1-9][0-
 TELEMETRY_FILTER = "devices/+/telemetry"
 STATUS_FILTER = "devices/+/status"
 EVENTS_FILTER = "events/#"
+SCHEMAS_FILTER = "choreo/schemas/#"  # each retained JSON Schema of an event type, per announcing service
 
 
 # Ids and event types recur on every message: their checks are cached (bounded, least recently used).
@@ -67,6 +68,20 @@ def event_filter(event_type: str, subject: str = "+") -> str:
 
 def service_topic(name: str) -> str:
     return f"choreo/services/{validate_id(name, 'service name')}"
+
+
+def schema_topic(event_type: str, service: str) -> str:
+    """Where `service` announces, retained, the JSON Schema of the `data` of `event_type` it emits."""
+    return f"choreo/schemas/{validate_event_type(event_type)}/{validate_id(service, 'service name')}"
+
+
+def schema_topic_levels(topic: str) -> tuple[str, str]:
+    """The validated (event type, service) of a `choreo/schemas/{type}/{service}` topic."""
+    levels = topic.split("/")
+    if len(levels) != 4 or levels[:2] != ["choreo", "schemas"]:
+        raise InvalidInput(f"not a schema topic: {topic[:128]!r}: expected choreo/schemas/{{type}}/{{service}}",
+                           topic=topic)
+    return validate_event_type(levels[2]), validate_id(levels[3], "service name")
 
 
 def device_id_from_topic(topic: str) -> str:

@@ -51,3 +51,20 @@ def test_device_id_from_topic():
 )
 def test_filter_matching(topic_filter, topic, expected):
     assert matches(topic_filter, topic) is expected
+
+
+def test_schema_topics_name_the_type_and_the_announcing_service():
+    from gateway.topics import SCHEMAS_FILTER, schema_topic, schema_topic_levels
+
+    assert schema_topic("x.happened.v1", "somesvc") == "choreo/schemas/x.happened.v1/somesvc"
+    assert matches(SCHEMAS_FILTER, schema_topic("x.happened.v1", "somesvc"))
+    assert schema_topic_levels("choreo/schemas/x.happened.v1/somesvc") == ("x.happened.v1", "somesvc")
+    for event_type, service, message in (("X.v1", "svc", "invalid event type"), ("x.v1", "+", "invalid service name"),
+                                         ("x.v1", "a/b", "invalid service name"), ("#", "svc", "invalid event type")):
+        with pytest.raises(InvalidInput, match=message):
+            schema_topic(event_type, service)
+    for topic in ("choreo/schemas/x.v1", "choreo/schemas/x.v1/a/b", "choreo/services/x.v1/a", "events/x.v1/a"):
+        with pytest.raises(InvalidInput, match="not a schema topic"):
+            schema_topic_levels(topic)
+    with pytest.raises(InvalidInput, match="invalid service name"):
+        schema_topic_levels("choreo/schemas/x.v1/-bad")
