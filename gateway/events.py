@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import operator
 import os
 import re
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+from types import MappingProxyType
+from typing import Annotated, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -213,11 +216,20 @@ class EventRejectedV1(EventData):
         return cls(reason=reason[:1024], rejected_by=rejected_by, topic=topic[:512], excerpt=cls.excerpt_of(payload))
 
 
-EVENT_TYPES: dict[str, type[EventData]] = {
+class AnnouncedData(EventData):
+    """The `data` of a type this process knows only from a schema a service announced
+    (gateway/announced.py): validated against that schema, every field kept as it came."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
+
+
+BUILT_IN_TYPES: Mapping[str, type[EventData]] = MappingProxyType({
     model.event_type: model
     for model in (ReadingV1, AlertRaisedV1, AlertClearedV1, ActuationRequestedV1, ActuatorChangedV1,
                   DeviceOnlineV1, DeviceOfflineV1, EnergyMeasuredV1, EventRejectedV1)
-}
+})
+# The types this process knows in code: the built-ins and those registered (a plugin's new facts).
+EVENT_TYPES: dict[str, type[EventData]] = dict(BUILT_IN_TYPES)
 
 
 D = TypeVar("D", bound=EventData)
@@ -259,8 +271,46 @@ def _envelope_of(model: type[EventData]) -> type[Event]:
 
 
 ENVELOPES: dict[str, type[Event]] = {event_type: _envelope_of(model) for event_type, model in EVENT_TYPES.items()}
+# The built-ins decode in one pass through a discriminated union; other types fall back to their own envelope.
 _ANY_ENVELOPE: Any = functools.reduce(operator.or_, ENVELOPES.values())  # every envelope in one union: A | B | ...
 _DECODER: TypeAdapter[Event] = TypeAdapter(Annotated[_ANY_ENVELOPE, Field(discriminator="type")])
+_ANNOUNCED_ENVELOPE: type[Event] = create_model("Event_announced", __base__=Event, data=(AnnouncedData, ...))
+
+
+def register_event_type(model: type[EventData]) -> str:
+    """Make `model` the data model of its `event_type` in this process (a plugin's new fact type):
+    new_event() builds and decode_event() decodes its events. Returns the type's name.
+
+    ValueError if `model` is not an EventData subclass with a well-formed `event_type` of its
+    own, or if another model already has that name. Registering the same model again is a no-op.
+    """
+    if not isinstance(model, type) or not issubclass(model, EventData) or model is AnnouncedData:
+        raise ValueError(f"{model!r} is not a subclass of gateway.events.EventData")
+    event_type = getattr(model, "event_type", None)  # the base class declares it without a value
+    if not isinstance(event_type, str) or len(event_type) > 128 or not EVENT_TYPE_PATTERN.fullmatch(event_type):
+        raise ValueError(f"{_name(model)}.event_type {event_type!r}: expected a dotted lower-case name with a "
+                         "major version, e.g. door.opened.v1")
+    known = EVENT_TYPES.get(event_type)
+    if known is not None and known is not model:
+        raise ValueError(f"event type {event_type!r} already has the data model {_name(known)}; "
+                         f"{_name(model)} needs a name of its own")
+    if known is None:
+        ENVELOPES[event_type] = _envelope_of(model)
+        EVENT_TYPES[event_type] = model
+    return event_type
+
+
+def _name(model: type) -> str:
+    return f"{model.__module__}.{model.__qualname__}"
+
+
+class AnnouncedTypes(Protocol):
+    """The types known from the schemas services announce (gateway/announced.py's AnnouncedSchemas)."""
+
+    def __contains__(self, event_type: object) -> bool: ...
+
+    def check(self, event_type: str, source: str, data: Mapping[str, Any]) -> None:
+        """Raise InvalidInput naming the path and the reason unless `data` satisfies the announced schema."""
 
 
 def new_event(
@@ -297,15 +347,20 @@ def new_event(
     )
 
 
-def decode_event(payload: bytes, *, topic: str | None = None, now: datetime | None = None) -> Event:
+def decode_event(payload: bytes, *, topic: str | None = None, now: datetime | None = None,
+                 announced: AnnouncedTypes | None = None) -> Event:
     """Parse and validate a structured-mode CloudEvent strictly (no "21.5" for 21.5); InvalidInput
     names the first problem. With `topic`, the event must be the one its topic names (the ACL
     grants topics, so a type may not hide under another's topic); with `now`, it may not come
-    from the future (its time would run every timer out at once)."""
+    from the future (its time would run every timer out at once).
+
+    A type known in code decodes to its model. With `announced`, a type known only from an
+    announced schema decodes too: the envelope as strictly, `data` against that schema, into an
+    AnnouncedData; any other type is an unknown one."""
     try:
         event = _DECODER.validate_json(payload, strict=True)
     except ValidationError as exc:
-        raise InvalidInput(describe_validation_error(exc), topic=topic) from None
+        event = _decode_not_built_in(payload, exc, topic, announced)
     if topic is not None and topic != f"events/{event.type}/{event.subject}":
         raise InvalidInput(f"an event of type {event.type} about {event.subject} does not belong on topic "
                            f"{topic[:128]!r}", topic=topic)
@@ -314,6 +369,45 @@ def decode_event(payload: bytes, *, topic: str | None = None, now: datetime | No
             if moment is not None and moment > clock + MAX_CLOCK_AHEAD:
                 raise InvalidInput(f"{name} is {(moment - clock).total_seconds():.0f}s in the future", topic=topic)
     return event
+
+
+def _decode_not_built_in(payload: bytes, exc: ValidationError, topic: str | None,
+                         announced: AnnouncedTypes | None) -> Event:
+    first = exc.errors(include_url=False)[0]
+    if first["type"] != "union_tag_invalid":
+        raise InvalidInput(describe_validation_error(exc), topic=topic) from None
+    event_type = first["input"].get("type") if isinstance(first["input"], dict) else None
+    if not isinstance(event_type, str) or len(event_type) > 128 or not EVENT_TYPE_PATTERN.fullmatch(event_type):
+        raise InvalidInput(f"unknown event type {first['ctx']['tag']!r}: not a dotted lower-case name with a "
+                           "major version", topic=topic) from None
+    if event_type in ENVELOPES:  # registered in this process: a plugin's type
+        return _validate(ENVELOPES[event_type], payload, topic)
+    if announced is None or event_type not in announced:
+        raise InvalidInput(f"unknown event type {event_type!r}: no service announces it", topic=topic) from None
+    event = _validate(_ANNOUNCED_ENVELOPE, payload, topic)
+    data = event.data.__pydantic_extra__ or {}
+    try:
+        _refuse_non_finite(data, "data")
+        announced.check(event_type, event.source, data)
+    except InvalidInput as invalid:
+        raise InvalidInput(invalid.message, topic=topic) from None
+    return event
+
+
+def _validate(envelope: type[Event], payload: bytes, topic: str | None) -> Event:
+    try:
+        return envelope.model_validate_json(payload, strict=True)
+    except ValidationError as exc:
+        raise InvalidInput(describe_validation_error(exc), topic=topic) from None
+
+
+def _refuse_non_finite(value: object, path: str) -> None:
+    """JSON has no NaN or infinity; a number too large for a float parses as one."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInput(f"{path}: Input should be a finite number")
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        _refuse_non_finite(child, f"{path}.{key}")
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pydantic import BaseModel
 
-from ..events import EVENT_TYPES, Event, EventData, EventRejectedV1
+from ..events import Event, EventData, EventRejectedV1, register_event_type
 from ..manifest import ServiceSpec
 from ..topics import event_filter, validate_id
 
@@ -42,6 +42,7 @@ class Reactor:
         self.handlers: dict[str, Handler[Any]] = {}
         self.timer_handlers: dict[str, TimerHandler] = {}
         self.emits: set[str] = set()
+        self.emitted_models: dict[str, type[EventData]] = {}  # each emitted type's model: its announced schema
 
     @property
     def consumes(self) -> tuple[str, ...]:
@@ -76,15 +77,15 @@ class Reactor:
         return register
 
     def _declare(self, emits: Iterable[type[EventData]]) -> None:
-        self.emits.update(_known(data_type) for data_type in emits)
+        for data_type in emits:
+            event_type = _known(data_type)
+            self.emits.add(event_type)
+            self.emitted_models[event_type] = data_type
 
 
 def _known(data_type: type[EventData]) -> str:
-    event_type: str = getattr(data_type, "event_type", "")  # the base class declares it without a value
-    if EVENT_TYPES.get(event_type) is not data_type:
-        raise ValueError(f"{data_type!r} is not the data model of a known event type; known: "
-                         f"{', '.join(sorted(EVENT_TYPES))}")
-    return event_type
+    """The type's name; a new type (a plugin's fact) becomes known in this process."""
+    return register_event_type(data_type)
 
 
 def spec_of(reactor: Reactor, partition: tuple[int, int] | None = None) -> ServiceSpec:
