@@ -1,7 +1,8 @@
 """How events are stored in InfluxDB. docs/sink.md, "Storage schema", documents this.
 
 - `events`: one point per event. Tags `type`, `subject`, `source`, and `site`, `room`
-  when the event's data places it; fields `id`,
+  when the event's data places it (for a type known only from its announced schema, when
+  they are valid ids); fields `id`,
   `correlationid`, `causationid`, `sequence`, `emittedtime` (ns), `data` (the JSON of
   the event's data).
 - `readings`: one point per measurement of a `reading.v1`. Tags `device`, `metric`,
@@ -17,7 +18,8 @@ from __future__ import annotations
 import zlib
 from datetime import datetime
 
-from ..events import Event, ReadingV1
+from ..events import AnnouncedData, Event, ReadingV1
+from ..topics import ID_PATTERN
 from .lineprotocol import encode_point
 
 EVENTS = "events"
@@ -45,6 +47,9 @@ def event_lines(event: Event) -> list[str]:
     fields["data"] = event.data.model_dump_json()
     data = event.data
     place = {"site": getattr(data, "site", None) or "", "room": getattr(data, "room", None) or ""}
+    if isinstance(data, AnnouncedData):  # fields only its announced schema describes: tags only if ids
+        place = {tag: value if isinstance(value, str) and ID_PATTERN.fullmatch(value) else ""
+                 for tag, value in place.items()}
     tags = {"type": event.type, "subject": event.subject, "source": event.source, **place}
     lines = [encode_point(EVENTS, tags, fields, ts)]
     if isinstance(data, ReadingV1):

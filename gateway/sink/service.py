@@ -9,6 +9,11 @@ the spool's size limit the sink stops acknowledging, so the broker holds the res
 
 Points InfluxDB refuses as malformed (HTTP 400, 413) are isolated by splitting the batch
 and become `event.rejected.v1` facts; everything else in the batch is written.
+
+Events of a type the gateway does not know in code are stored when a service announces its
+schema on `choreo/schemas/#` and their data satisfies it (gateway/announced.py). The sink keeps
+the schemas it has seen in a file next to its spool, since events may still be queued for it
+after an announcement is gone.
 """
 from __future__ import annotations
 
@@ -18,15 +23,17 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
+from ..announced import AnnouncedSchemas
 from ..errors import InvalidInput, StoreError
 from ..events import EventRejectedV1, decode_event, utc_now
 from ..manifest import ServiceSpec
 from ..rejection import UNKNOWN_SUBJECT, Rejections
 from ..service import ignored_retained, publish_events
 from ..settings import InfluxSettings
-from ..topics import EVENTS_FILTER
+from ..topics import EVENTS_FILTER, ID_PATTERN, SCHEMAS_FILTER
 from ..transport import Delivery, Message, Transport
 from .schema import event_lines
 from .spool import Spool, SpoolFull, record_size
@@ -37,7 +44,14 @@ SOURCE = "gateway/sink"
 MAX_BACKOFF = 30.0
 SPLITTABLE_STATUS = {400, 413}
 STATUS_EVERY = 10.0
-SPEC = ServiceSpec(name="sink", reads=(EVENTS_FILTER,), consumes=("*",), emits=(EventRejectedV1.event_type,))
+SCHEMAS_PREFIX = SCHEMAS_FILTER.removesuffix("#")
+SPEC = ServiceSpec(name="sink", reads=(EVENTS_FILTER, SCHEMAS_FILTER), consumes=("*",),
+                   emits=(EventRejectedV1.event_type,))
+
+
+def schema_memory(spool: Spool) -> Path:
+    """Where a sink keeps the announced schemas it has seen: next to its spool."""
+    return spool.directory.with_name(f"{spool.directory.name}.schemas.json")
 
 
 class Writer(Protocol):
@@ -94,6 +108,7 @@ class Sink:
         self._spooled = asyncio.Event()
         self._spool_lock = asyncio.Lock()  # appends and the replay's cursor moves run in threads
         self._last_status = time.monotonic()
+        self.schemas = AnnouncedSchemas(schema_memory(spool), self.counts)
 
     async def run(self, stop: asyncio.Event) -> None:
         # Batches are written one after the other, between receives: overlapping them with
@@ -123,7 +138,7 @@ class Sink:
         c = self.counts
         return (f"received {c['received']}, written {c['written']}, spooled {c['spooled']}, replayed {c['replayed']}, "
                 f"retried {c['write_retries']}, rejected {c['rejected']}, ignored retained {c['ignored_retained']}, "
-                f"spool full {c['spool_full']}, "
+                f"spool full {c['spool_full']}, announced types {len(self.schemas.types())}, "
                 f"spool depth {len(self.spool)} events / {self.spool.bytes:,} bytes")
 
     def _report(self) -> None:
@@ -145,16 +160,31 @@ class Sink:
     def _add(self, delivery: Delivery) -> None:
         self.counts["received"] += 1
         message = delivery.message
+        if message.topic.startswith(SCHEMAS_PREFIX):
+            self._announcement(delivery)
+            return
         if ignored_retained(message, self.counts, "sink"):
             delivery.ack()
             return
         try:
-            event = decode_event(message.payload, topic=message.topic, now=utc_now())
+            event = decode_event(message.payload, topic=message.topic, now=utc_now(), announced=self.schemas)
             lines = event_lines(event)
         except InvalidInput as exc:
             delivery.ack_when([self._reject(message, exc.message)])
             return
         self._batch.add(Unit(lines, event.subject, event.source == SOURCE, delivery))
+
+    def _announcement(self, delivery: Delivery) -> None:
+        """A schema announced (or withdrawn) on choreo/schemas/{type}/{service}; a refused one becomes a rejection."""
+        message = delivery.message
+        try:
+            self.schemas.offer(message)
+        except InvalidInput as exc:
+            service = message.topic.rsplit("/", 1)[-1]
+            subject = service if ID_PATTERN.fullmatch(service) else UNKNOWN_SUBJECT
+            delivery.ack_when([self._reject(message, exc.message, subject)])
+            return
+        delivery.ack()
 
     async def flush(self, stop: asyncio.Event) -> None:
         """Make the current batch durable."""
