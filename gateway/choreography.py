@@ -1,23 +1,37 @@
 """The live choreography, drawn from the retained service manifests on `choreo/services/#`.
 
 Who produces and who consumes each event type, as text or as a Mermaid flowchart,
-with the loose ends flagged: types nobody produces, and types only stored.
+with the loose ends flagged: types nobody produces, and types only stored. With the
+schemas announced on `choreo/schemas/#`, it also names the types known only from an
+announcement, the types announced with conflicting schemas, and refused announcements.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from .announced import AnnouncedSchemas
+from .errors import InvalidInput, Refused
+from .events import EVENT_TYPES
 from .manifest import Manifest
-from .transport import Transport
+from .topics import SCHEMAS_FILTER
+from .transport import Message, Transport
+
+log = logging.getLogger(__name__)
 
 ALL_TYPES = "*"  # the sink's manifest: it consumes every type
+MANIFESTS_FILTER = "choreo/services/#"
 
 
-async def collect_manifests(transport: Transport, quiet: float = 0.5, timeout: float = 5.0) -> list[Manifest]:
-    """Subscribe to the retained manifests and read them until none has come for `quiet` seconds."""
-    await transport.subscribe("choreo/services/#", qos=1)
+async def collect_manifests(transport: Transport, quiet: float = 0.5, timeout: float = 5.0,
+                            schemas: AnnouncedSchemas | None = None) -> list[Manifest]:
+    """Subscribe to the retained manifests and read them until none has come for `quiet` seconds;
+    with `schemas`, take the retained schema announcements into it too."""
+    await transport.subscribe(MANIFESTS_FILTER, qos=1)
+    if schemas is not None:
+        await _subscribe_schemas(transport)
     manifests: dict[str, Manifest] = {}
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
@@ -25,12 +39,31 @@ async def collect_manifests(transport: Transport, quiet: float = 0.5, timeout: f
         if delivery is None:
             break
         delivery.ack()
+        message = delivery.message
+        if message.topic.startswith("choreo/schemas/"):
+            if schemas is not None:
+                _take(schemas, message)
+            continue
         try:
-            manifest = Manifest.parse(delivery.message.payload)
+            manifest = Manifest.parse(message.payload)
         except ValueError:
             continue  # not a manifest: ignore it, it names nobody
-        manifests[delivery.message.topic] = manifest
+        manifests[message.topic] = manifest
     return sorted(manifests.values(), key=lambda m: m.spec.label)
+
+
+async def _subscribe_schemas(transport: Transport) -> None:
+    try:
+        await transport.subscribe(SCHEMAS_FILTER, qos=1)
+    except Refused as exc:  # an account without the grant still gets the map of the manifests
+        log.warning("%s: drawing without the announced schemas", exc.message)
+
+
+def _take(schemas: AnnouncedSchemas, message: Message) -> None:
+    try:
+        schemas.offer(message)
+    except InvalidInput:
+        pass  # kept in schemas.refused, reported with the map
 
 
 @dataclass
@@ -39,10 +72,17 @@ class Choreography:
     consumers: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     offline: list[str] = field(default_factory=list)
     stores_everything: list[str] = field(default_factory=list)
+    announced_only: list[str] = field(default_factory=list)  # types known from an announced schema, not in code
+    conflicts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # type -> services announcing differently
+    refused: dict[str, str] = field(default_factory=dict)  # announcement topic -> why it was refused
 
     @classmethod
-    def of(cls, manifests: list[Manifest]) -> Choreography:
+    def of(cls, manifests: list[Manifest], schemas: AnnouncedSchemas | None = None) -> Choreography:
         graph = cls()
+        if schemas is not None:
+            graph.announced_only = [t for t in schemas.types() if t not in EVENT_TYPES]
+            graph.conflicts = schemas.conflicts
+            graph.refused = dict(schemas.refused)
         for manifest in manifests:
             service = manifest.spec.label
             if not manifest.online:
@@ -80,7 +120,18 @@ class Choreography:
             lines.append(f"produced but consumed by nobody{stored}: {', '.join(self.unconsumed())}")
         if self.offline:
             lines.append(f"offline: {', '.join(self.offline)}")
+        lines += self._schema_lines()
         return "\n".join(lines)
+
+    def _schema_lines(self) -> list[str]:
+        lines = []
+        if self.announced_only:
+            lines.append(f"known from announced schemas only: {', '.join(self.announced_only)}")
+        for event_type, services in self.conflicts.items():
+            lines.append(f"schema conflict: {event_type} announced with different schemas by {', '.join(services)}")
+        for topic, reason in self.refused.items():
+            lines.append(f"refused schema announcement on {topic}: {reason}")
+        return lines
 
     def mermaid(self) -> str:
         lines = ["flowchart LR"]
@@ -97,6 +148,9 @@ class Choreography:
                 lines.append(f"  evt_{_node(event_type)} --> svc_{_node(consumer)}")
         for loose in (*self.unproduced(), *self.unconsumed()):
             lines.append(f"  style evt_{_node(loose)} stroke:#d33,stroke-width:2px")
+        for conflicted in self.conflicts:
+            if conflicted in self.event_types:
+                lines.append(f"  style evt_{_node(conflicted)} fill:#fd8")
         return "\n".join(lines)
 
     def _mark(self, service: str) -> str:

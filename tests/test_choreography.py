@@ -34,3 +34,49 @@ def test_mermaid_flowchart():
     assert "svc_ingest --> evt_reading_v1" in chart and "evt_reading_v1 --> svc_threshold" in chart
     assert 'svc_climate["climate (offline)"]' in chart
     assert "style evt_door_opened_v1 stroke:#d33" in chart
+
+
+def schemas_with_a_conflict_and_a_refusal():
+    from gateway.announced import AnnouncedSchemas
+    from gateway.errors import InvalidInput
+    from gateway.transport import Message
+
+    schemas = AnnouncedSchemas()
+    schemas.offer(Message("choreo/schemas/door.opened.v1/doorsvc", b'{"type": "object", "required": ["door"]}'))
+    schemas.offer(Message("choreo/schemas/door.opened.v1/othersvc", b'{"type": "object"}'))
+    schemas.offer(Message("choreo/schemas/reading.v1/ingest", b'{"type": "object"}'))
+    try:
+        schemas.offer(Message("choreo/schemas/x.v1/evil", b'{"$ref": "https://example.com/s.json"}'))
+    except InvalidInput:
+        pass
+    return schemas
+
+
+def test_announced_types_conflicts_and_refusals_are_reported():
+    manifests = [*MANIFESTS, manifest("doorsvc", [], ["door.opened.v1"])]
+    graph = Choreography.of(manifests, schemas_with_a_conflict_and_a_refusal())
+    text = graph.text()
+    assert "door.opened.v1           doorsvc -> climate (offline), sink" in text
+    assert "known from announced schemas only: door.opened.v1, x.v1" not in text  # x.v1 was refused
+    assert "known from announced schemas only: door.opened.v1\n" in text
+    assert "schema conflict: door.opened.v1 announced with different schemas by doorsvc, othersvc" in text
+    assert ("refused schema announcement on choreo/schemas/x.v1/evil: $ref 'https://example.com/s.json': "
+            "only local references (#/...) are allowed") in text
+    assert "style evt_door_opened_v1 fill:#fd8" in graph.mermaid()
+
+
+async def test_collect_reads_the_retained_manifests_and_schema_announcements():
+    from gateway.announced import AnnouncedSchemas
+    from gateway.choreography import collect_manifests
+    from gateway.transport import ClientConfig, MemoryBroker, MemoryTransport, Message
+
+    broker = MemoryBroker()
+    broker.route(Message("choreo/services/doorsvc", MANIFESTS[0].message().payload, retain=True))
+    broker.route(Message("choreo/schemas/door.opened.v1/doorsvc", b'{"type": "object"}', retain=True))
+    broker.route(Message("choreo/schemas/door.opened.v1/broken", b"{", retain=True))
+    schemas = AnnouncedSchemas()
+    async with MemoryTransport(broker, ClientConfig("map")) as transport:
+        manifests = await collect_manifests(transport, quiet=0.2, schemas=schemas)
+    assert [m.spec.name for m in manifests] == ["ingest"]
+    assert schemas.types() == ["door.opened.v1"]
+    assert list(schemas.refused) == ["choreo/schemas/door.opened.v1/broken"]

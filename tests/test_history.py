@@ -77,3 +77,19 @@ def test_trace_draws_the_causal_tree_with_step_times():
     assert lines[1].startswith("└─ +1.5 ms  alert.raised.v1")
     assert lines[2].startswith("   └─ +0.3 ms  actuation.requested.v1")
     assert lines[3].startswith("      └─ +8.0 ms  actuator.changed.v1")
+
+
+def test_a_type_known_only_from_its_announcement_filters_prints_and_traces_like_any_other():
+    statement = HistoryQuery(type="x.happened.v1").influxql()
+    assert "\"type\" = 'x.happened.v1'" in statement
+    columns = ["time", "type", "subject", "source", "id", "correlationid", "causationid", "data"]
+    events = rows_to_events([{"columns": columns, "values": [
+        [0, "alert.raised.v1", "d-1", "reactor/threshold", "A0000000000", "A0000000000", None,
+         '{"alert":"t.high","value":29,"unit":"Cel","limit":28,"above_seconds":2}'],
+        [1000, "x.happened.v1", "d-1", "service/somesvc", "B0000000000", "A0000000000", "A0000000000",
+         '{"count":3,"note":"door left open"}'],
+    ]}])
+    table = format_rows(events, "table", readings=False).splitlines()
+    assert table[2].split()[1:4] == ["x.happened.v1", "d-1", '{"count":3,"note":"door']
+    tree = format_trace(events).splitlines()
+    assert tree[1].startswith("└─ +0.0 ms  x.happened.v1  d-1  (service/somesvc)  {\"count\":3,")
