@@ -22,9 +22,9 @@ from pathlib import Path
 from .credentials import write_public
 from .declarations import Declaration
 from .errors import ConfigError
+from .topics import SCHEMAS_FILTER, schema_topic
 
 STATIC_ACL = Path(__file__).resolve().parent.parent / "mosquitto" / "acl"
-SCHEMAS_FILTER = "choreo/schemas/#"
 
 
 def render_acl(declared: Iterable[Declaration], static: str) -> str:
@@ -48,7 +48,7 @@ def service_block(declaration: Declaration) -> str:
     lines += [f"topic read {topic_filter}" for topic_filter in sorted(set(declaration.reads) - {SCHEMAS_FILTER})]
     lines += [f"topic write events/{event_type}/+" for event_type in emits]
     lines.append(f"topic readwrite choreo/services/{name}/#")
-    lines += [f"topic write choreo/schemas/{event_type}/{name}" for event_type in emits]
+    lines += [f"topic write {schema_topic(event_type, name)}" for event_type in emits]
     lines.append(f"topic read {SCHEMAS_FILTER}")
     return "\n".join(lines) + "\n"
 

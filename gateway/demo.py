@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from .announced import AnnouncedSchemas
 from .declarations import declarations
 from .errors import ChoreoError, InvalidInput
 from .events import decode_event
@@ -29,7 +30,8 @@ from .service import EXIT_FAILED, EXIT_OK
 from .settings import Settings, load_fleet, load_settings
 from .sink.influx_v1 import InfluxV1
 from .sink.schema import EVENTS
-from .transport import ClientConfig, MqttTransport
+from .topics import SCHEMAS_FILTER
+from .transport import ClientConfig, Message, MqttTransport
 
 # Local defaults that make the choreography visible within seconds: the sample fleet
 # (a 60 s simulated day; the lab swings between 20 and 30 Cel) and an alert after
@@ -57,16 +59,21 @@ class Demo:
         self.consumers = consumer_commands(self.settings)  # validates every reactor's settings before servers start
         self.processes: dict[str, subprocess.Popen] = {}
         self.seen: Counter[str] = Counter()
+        self.announced = AnnouncedSchemas()
         self.colour = sys.stdout.isatty()
 
     def run(self) -> int:
         for server in ("mosquitto", "influxdb", "state"):  # a fresh history each run; credentials are kept
             shutil.rmtree(self.state_dir / server, ignore_errors=True)
-        with LocalStack(self.state_dir, self.device_ids, declarations(self.settings)) as stack:
+        declared = declarations(self.settings)
+        with LocalStack(self.state_dir, self.device_ids, declared) as stack:
             env_file = stack.write_env_file("monitor")
             print(f"broker on 127.0.0.1: services {stack.broker.port}, devices {stack.broker.device_port} "
                   f"(TLS {stack.broker.tls_port}, CA {stack.broker.tls['ca.crt']}); InfluxDB on {stack.influxdb.url}")
             print(f"in another terminal: . {env_file} && choreo history --subject {self.device_ids[0]}")
+            for service in (d for d in declared if d.kind == "external"):  # they start themselves
+                print(f"service {service.name} ({service.label}): its settings are in "
+                      f"{stack.write_env_file(service.name)}")
             try:
                 asyncio.run(self._watch(stack))
             finally:
@@ -82,7 +89,7 @@ class Demo:
         config = ClientConfig(client_id="demo-monitor", port=stack.broker.port, username="monitor",
                               password=stack.credentials.mqtt["monitor"], clean_start=True, session_expiry=0)
         async with MqttTransport(config) as monitor:
-            await monitor.subscribe("choreo/services/+", "events/#", qos=0)
+            await monitor.subscribe("choreo/services/+", SCHEMAS_FILTER, "events/#", qos=0)
             for name, command in self.consumers:
                 self._start(name, command, stack.env(name))
                 await self._wait_online(monitor, name)
@@ -90,8 +97,8 @@ class Demo:
             deadline = time.monotonic() + self.duration if self.duration else None
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 delivery = await monitor.receive(timeout=0.2)
-                if delivery is not None and delivery.message.topic.startswith("events/"):
-                    self._show(delivery.message.topic, delivery.message.payload)
+                if delivery is not None:
+                    self._take(delivery.message)
                 self._check_children()
 
     def _start(self, name: str, command: list[str], env: dict[str, str]) -> None:
@@ -116,8 +123,7 @@ class Demo:
             if message.topic == f"choreo/services/{name}" and Manifest.parse(message.payload).online:
                 print(f"service {name} online")
                 return
-            if message.topic.startswith("events/"):
-                self._show(message.topic, message.payload)
+            self._take(message)
         raise ChoreoError(f"{name} did not come online within {READY_TIMEOUT:.0f}s; "
                           f"see {self.state_dir}/logs/{name}.log")
 
@@ -126,9 +132,19 @@ class Demo:
             if process.poll() is not None:
                 raise ChoreoError(f"{name} exited with code {process.returncode}; see {self.state_dir}/logs/{name}.log")
 
+    def _take(self, message: Message) -> None:
+        """Show a fact; learn an announced schema, so that facts of types from outside show too."""
+        if message.topic.startswith("events/"):
+            self._show(message.topic, message.payload)
+        elif message.topic.startswith("choreo/schemas/"):
+            try:
+                self.announced.offer(message)
+            except InvalidInput as exc:
+                print(f"({exc.message})")
+
     def _show(self, topic: str, payload: bytes) -> None:
         try:
-            event = decode_event(payload, topic=topic)
+            event = decode_event(payload, topic=topic, announced=self.announced)
         except InvalidInput as exc:
             print(f"(undecodable event on {topic}: {exc.message})")
             return

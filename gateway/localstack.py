@@ -324,7 +324,8 @@ class LocalStack:
         return env
 
     def write_env_file(self, account: str = "monitor") -> Path:
-        """A shell file with the settings of `account`, for `choreo history` in another terminal."""
-        path = self.state_dir / "env"
+        """A shell file with the settings of `account`: `env` for the monitor (`choreo history` in another
+        terminal), `env.NAME` for a service that starts itself, such as one declared in a services file."""
+        path = self.state_dir / ("env" if account == "monitor" else f"env.{account}")
         write_private(path, "".join(f"export {name}='{value}'\n" for name, value in self.env(account).items()))
         return path
