@@ -4,7 +4,7 @@ PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 DURATION ?=
 # What ruff checks; mypy's files are listed in pyproject.toml.
-LINTED  := gateway devices reactors tests bench
+LINTED  := gateway devices reactors tests bench examples
 
 .PHONY: demo test bench setup clean
 
