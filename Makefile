@@ -25,7 +25,7 @@ bench: setup
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/setup.sh tools/asyncapi/package-lock.json
+$(STAMP): pyproject.toml scripts/setup.sh tools/asyncapi/package-lock.json tools/console/package-lock.json
 	bash scripts/setup.sh $(VENV)
 	touch $(STAMP)
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make demo`, `make test` and `make bench` need on a Debian machine:
-# the broker and database servers from Debian, and the project in a virtualenv.
+# the broker and database servers and the browser from Debian, the project in a virtualenv,
+# and the JavaScript the tests and the console use from npm through their lockfiles.
 set -euo pipefail
 venv=${1:-.venv}
 
@@ -13,6 +14,7 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+[ -x /usr/bin/chromium ] || missing+=(chromium)  # the console's browser tests (Playwright drives it)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${missing[*]}"
     sudo=""
@@ -29,5 +31,10 @@ fi
 asyncapi=tools/asyncapi
 if [ ! -f "$asyncapi/node_modules/.package-lock.json" ] || [ "$asyncapi/package-lock.json" -nt "$asyncapi/node_modules/.package-lock.json" ]; then
     npm ci --prefix "$asyncapi" --no-audit --no-fund --loglevel=error
+fi
+# The web console's chart and graph libraries, which it serves at /vendor/ (gateway/console/vendor.py).
+console=tools/console
+if [ ! -f "$console/node_modules/.package-lock.json" ] || [ "$console/package-lock.json" -nt "$console/node_modules/.package-lock.json" ]; then
+    npm ci --prefix "$console" --no-audit --no-fund --loglevel=error
 fi
 echo "setup: ready ($("$venv/bin/python" --version), $(/usr/sbin/mosquitto -h 2>/dev/null | head -1), influxd $(influxd version 2>/dev/null | awk '{print $2}'))"
