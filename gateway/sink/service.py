@@ -108,6 +108,7 @@ class Sink:
         self._spooled = asyncio.Event()
         self._spool_lock = asyncio.Lock()  # appends and the replay's cursor moves run in threads
         self._last_status = time.monotonic()
+        self.lag_seconds: float | None = None  # how long after it was emitted the latest event was received
         self.schemas = AnnouncedSchemas(schema_memory(spool), self.counts)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -158,11 +159,12 @@ class Sink:
                                 or time.monotonic() - self._batch.started >= self.settings.flush_interval)
 
     def _add(self, delivery: Delivery) -> None:
-        self.counts["received"] += 1
         message = delivery.message
         if message.topic.startswith(SCHEMAS_PREFIX):
+            self.counts["announcements"] += 1
             self._announcement(delivery)
             return
+        self.counts["received"] += 1
         if ignored_retained(message, self.counts, "sink"):
             delivery.ack()
             return
@@ -172,6 +174,7 @@ class Sink:
         except InvalidInput as exc:
             delivery.ack_when([self._reject(message, exc.message)])
             return
+        self.lag_seconds = (utc_now() - (event.emittedtime or event.time)).total_seconds()
         self._batch.add(Unit(lines, event.subject, event.source == SOURCE, delivery))
 
     def _announcement(self, delivery: Delivery) -> None:
