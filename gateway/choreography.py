@@ -16,7 +16,7 @@ from .announced import AnnouncedSchemas
 from .errors import InvalidInput, Refused
 from .events import EVENT_TYPES
 from .manifest import Manifest
-from .topics import SCHEMAS_FILTER
+from .topics import SCHEMAS_FILTER, is_counters_topic
 from .transport import Message, Transport
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ async def collect_manifests(transport: Transport, quiet: float = 0.5, timeout: f
             if schemas is not None:
                 _take(schemas, message)
             continue
+        if is_counters_topic(message.topic):
+            continue  # a service's counters, published below its manifest
         try:
             manifest = Manifest.parse(message.payload)
         except ValueError:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from .counters import CounterReports
 from .errors import ChoreoError, ConfigError
 from .manifest import Manifest, ServiceSpec
 from .service import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, configure_logging, serve
@@ -26,6 +27,8 @@ log = logging.getLogger("choreo")
 
 
 class Consumer(Protocol):
+    """A service run by _serve_consumer; one that knows how far behind it runs also has `lag_seconds`."""
+
     counts: Counter[str]
 
     async def run(self, stop: asyncio.Event) -> None: ...
@@ -210,6 +213,8 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     from .topics import EVENTS_FILTER
 
     instance = args.instance
+    if instance is not None:
+        _check_instance(instance)
     if instance and not settings.sink.group:
         raise ConfigError("--instance runs one of several replicas: set sink.group (CHOREO_SINK_GROUP), "
                           "or each replica stores every event")
@@ -227,10 +232,23 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
                            receive_maximum=receive_maximum, client_id=name)
 
 
+def _check_instance(instance: str) -> None:
+    """A replica's name becomes a topic level, a client id and a folder name."""
+    from .errors import InvalidInput
+    from .topics import COUNTERS_LEVEL, validate_id
+
+    try:
+        validate_id(instance, "--instance")
+    except InvalidInput as exc:
+        raise ConfigError(exc.message) from None
+    if instance == COUNTERS_LEVEL:
+        raise ConfigError(f"--instance {instance!r}: the name of the counters' topic level; choose another")
+
+
 def _serve_consumer(settings: Settings, spec: ServiceSpec, build: Callable[[Transport], Consumer],
                     reload: Callable[[], None] | None = None, **client_options: object) -> int:
     """Connect as `spec.name`, announce the schemas of what it emits, subscribe, announce the
-    manifest, consume until stopped."""
+    manifest, consume until stopped, publishing the service's counters meanwhile."""
 
     async def main(stop: asyncio.Event) -> None:
         config = ClientConfig.from_settings(settings.mqtt, spec.name, will=spec.manifest(online=False),
@@ -241,8 +259,10 @@ def _serve_consumer(settings: Settings, spec: ServiceSpec, build: Callable[[Tran
             await transport.subscribe(*spec.reads, retained="new")
             transport.publish(spec.manifest(online=True))
             log.info("%s consuming %s", spec.name, ", ".join(spec.reads))
+            reports = CounterReports(transport, spec, service.counts, lambda: getattr(service, "lag_seconds", None))
             try:
-                await service.run(stop)
+                async with reports.running():
+                    await service.run(stop)
             finally:  # a clean disconnect sends no will: say offline ourselves, also when stopping on an error
                 transport.publish(spec.manifest(online=False))
         log.info("%s stopped: %s %s", spec.name, dict(service.counts), transport.stats.as_dict())

@@ -17,6 +17,8 @@ TELEMETRY_FILTER = "devices/+/telemetry"
 STATUS_FILTER = "devices/+/status"
 EVENTS_FILTER = "events/#"
 SCHEMAS_FILTER = "choreo/schemas/#"  # each retained JSON Schema of an event type, per announcing service
+SERVICES_PREFIX = "choreo/services/"  # retained manifests, and each service's counters below its manifest
+COUNTERS_LEVEL = "counters"
 
 
 # Ids and event types recur on every message: their checks are cached (bounded, least recently used).
@@ -68,6 +70,20 @@ def event_filter(event_type: str, subject: str = "+") -> str:
 
 def service_topic(name: str) -> str:
     return f"choreo/services/{validate_id(name, 'service name')}"
+
+
+def counters_topic(name: str, partition: str | None = None) -> str:
+    """Where a service publishes its counters, retained: `choreo/services/{name}/counters`, or for one
+    partition or replica `choreo/services/{name}/{partition}/counters`."""
+    topic = service_topic(name)
+    if partition:
+        topic += f"/{validate_id(partition, 'partition')}"
+    return f"{topic}/{COUNTERS_LEVEL}"
+
+
+def is_counters_topic(topic: str) -> bool:
+    """Whether a topic under `choreo/services/` carries a service's counters, not its manifest."""
+    return topic.startswith(SERVICES_PREFIX) and topic.rsplit("/", 1)[-1] == COUNTERS_LEVEL and topic.count("/") >= 3
 
 
 def schema_topic(event_type: str, service: str) -> str:

@@ -47,6 +47,7 @@ class ReactorRunner:
         self.spec = spec_of(reactor, partition)
         self.counts: Counter[str] = Counter()
         self.watermark: datetime | None = None  # the newest event time handled
+        self.lag_seconds: float | None = None  # how long after it was emitted the latest event was handled
         stored = self.store.load()
         self.states = KeyedStates(reactor.state_model, stored["states"])
         self.timers = Timers(stored["timers"])
@@ -139,6 +140,7 @@ class ReactorRunner:
             self.counts["dropped_stale"] += 1
             return []
         self.counts["consumed"] += 1
+        self.lag_seconds = (utc_now() - (event.emittedtime or event.time)).total_seconds()
         # event time drives timers while a backlog drains, but never past the clock: one device
         # whose clock runs ahead must not fire every other device's timers early
         self.watermark = max(filter(None, (self.watermark, min(event.time, self.clock()))))
