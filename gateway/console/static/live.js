@@ -1,0 +1,91 @@
+// One EventSource for the whole page. A view says which facts it wants (the query of /api/stream)
+// and listens for `fact`, `skipped`, `services` and `map` events; a new route drops its listeners.
+
+const EVENTS = ["fact", "skipped", "services", "map"];
+const RETRY_MIN = 1000;
+const RETRY_MAX = 30000;
+
+export class Live {
+  constructor(indicator) {
+    this.indicator = indicator;
+    this.source = null;
+    this.query = null;
+    this.listeners = new Map(EVENTS.map((name) => [name, new Set()]));
+    this.retryDelay = RETRY_MIN;
+    this.retryTimer = null;
+    this.received = 0;
+  }
+
+  /** Listen for `name` events; returns a function that stops listening. */
+  on(name, handler) {
+    this.listeners.get(name).add(handler);
+    return () => this.listeners.get(name).delete(handler);
+  }
+
+  /** Drop every listener (a view is being left). */
+  clear() {
+    for (const handlers of this.listeners.values()) handlers.clear();
+  }
+
+  /** Stream the facts that match `filters` ({type, subject, site, room, source}); reconnect only if they changed. */
+  want(filters = {}) {
+    const params = new URLSearchParams();
+    for (const [name, value] of Object.entries(filters)) {
+      if (value) params.set(name, value);
+    }
+    const query = params.toString();
+    if (query === this.query && this.source && this.source.readyState !== EventSource.CLOSED) return;
+    this.query = query;
+    this.retryDelay = RETRY_MIN;
+    this.open();
+  }
+
+  open() {
+    clearTimeout(this.retryTimer);
+    if (this.source) this.source.close();
+    const source = new EventSource(this.query ? `/api/stream?${this.query}` : "/api/stream");
+    this.source = source;
+    this.show("connecting", "connecting");
+    source.onopen = () => {
+      this.retryDelay = RETRY_MIN;
+      this.show("open", "live");
+    };
+    source.onerror = () => {
+      if (source !== this.source) return;
+      if (source.readyState === EventSource.CLOSED) {
+        // The server refused the stream (an HTTP error): the browser gives up, so try again ourselves.
+        const seconds = Math.round(this.retryDelay / 1000);
+        this.show("closed", `live updates stopped; retrying in ${seconds} s`);
+        this.retryTimer = setTimeout(() => this.open(), this.retryDelay);
+        this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX);
+      } else {
+        this.show("connecting", "reconnecting");
+      }
+    };
+    for (const name of EVENTS) {
+      source.addEventListener(name, (message) => {
+        if (source !== this.source) return;
+        let payload;
+        try {
+          payload = JSON.parse(message.data);
+        } catch {
+          console.warn(`/api/stream sent a ${name} event that is not JSON`);
+          return;
+        }
+        this.received += 1;
+        for (const handler of this.listeners.get(name)) {
+          try {
+            handler(payload);
+          } catch (error) {
+            console.error(`a ${name} handler failed`, error); // one bad event never stops the page
+          }
+        }
+      });
+    }
+  }
+
+  show(state, text) {
+    this.indicator.dataset.state = state;
+    this.indicator.textContent = text;
+  }
+}
