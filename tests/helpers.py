@@ -105,6 +105,13 @@ class MqttObserver:
         with self._lock:
             return [m for m in self.messages if m.topic.startswith(topic_prefix)]
 
+    def manifests(self, name: str) -> list[dict]:
+        """The manifests received of service `name` and its partitions, not the counters published below them."""
+        prefix = f"choreo/services/{name}"
+        return [json.loads(m.payload) for m in self.on(prefix)
+                if (m.topic == prefix or m.topic.startswith(prefix + "/")) and not m.topic.endswith("/counters")
+                and m.payload]
+
 
 def connack(port: int, username: str | None, password: str | None = None) -> paho.ReasonCode:
     """The broker's answer to one MQTT 5 CONNECT with these credentials (None: anonymous)."""

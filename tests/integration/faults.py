@@ -21,10 +21,10 @@ def sink_env(stack, tmp_path) -> dict[str, str]:
 
 def start_service(services, observer: MqttObserver, name: str, env: dict):
     """`choreo {name}` as a process, once its manifest says online (`observer` reads choreo/services/#)."""
-    seen = len(observer.on(f"choreo/services/{name}"))
+    seen = len(observer.manifests(name))
     process = services.start(name, [name], env)
-    wait_for(lambda: any(json.loads(m.payload)["status"] == "online"
-                         for m in observer.on(f"choreo/services/{name}")[seen:]), 30, f"{name} online")
+    wait_for(lambda: any(manifest["status"] == "online" for manifest in observer.manifests(name)[seen:]),
+             30, f"{name} online")
     return process
 
 
