@@ -91,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also document the types services announce on the broker (choreo/schemas/#) and "
                                "the services whose manifests are there but not in this installation's code")
 
+    console = commands.add_parser("console", help="serve the web console: the live map, stream, traces, devices, "
+                                  "rejections and service counters (read-only)")
+    console.add_argument("--host", default="127.0.0.1",
+                         help="address to listen on (default 127.0.0.1; any other needs a token)")
+    console.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    console.add_argument("--token-file", help="file holding the token that requests must present "
+                         "(default: CHOREO_CONSOLE_TOKEN)")
+
     demo = commands.add_parser("demo", help="start a broker and InfluxDB and run the whole choreography")
     demo.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     demo.add_argument("--state-dir", default=".choreo/demo", help="where the demo keeps its servers' state")
@@ -407,6 +415,20 @@ def service_specs(settings: Settings) -> list[ServiceSpec]:
     return [INGEST, *(spec_of(reactor) for reactor in build_reactors(settings)), SINK]
 
 
+def cmd_console(args: argparse.Namespace, settings: Settings) -> int:
+    from .console.server import run_console
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: expected 0 to 65535")
+    try:
+        return run_console(settings, args.host, args.port, args.token_file)
+    except ChoreoError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        print(f"choreo console: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from .demo import run_demo
 
@@ -425,6 +447,7 @@ COMMANDS = {
     "acl": cmd_acl,
     "map": cmd_map,
     "asyncapi": cmd_asyncapi,
+    "console": cmd_console,
     "demo": cmd_demo,
 }
 

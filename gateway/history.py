@@ -19,6 +19,7 @@ from .sink.schema import EVENTS, READINGS
 from .topics import validate_event_type, validate_id
 
 DURATION = re.compile(r"[1-9][0-9]{0,6}(s|m|h|d|w)")
+EVENT_ID = re.compile(r"[0-9A-Za-z_-]{10,64}")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ENVELOPE_COLUMNS: tuple[str, ...] = (
     "type", "subject", "source", "id", "correlationid", "causationid", "sequence", "emittedtime", "data")
@@ -177,12 +178,43 @@ def summarize(event_type: str, data: dict) -> str:
     return json.dumps(data, separators=(",", ":"))[:80]
 
 
-def trace_query(correlation_id: str, since: str = "7d") -> str:
-    if not re.fullmatch(r"[0-9A-Za-z_-]{10,64}", correlation_id):
-        raise InvalidInput(f"{correlation_id!r} is not an event id")
+def validate_event_id(value: str) -> str:
+    if not isinstance(value, str) or not EVENT_ID.fullmatch(value):
+        raise InvalidInput(f"{str(value)[:80]!r} is not an event id: expected 10-64 characters of A-Z a-z 0-9 _ -")
+    return value
+
+
+def trace_query(correlation_id: str, since: str = "7d", limit: int | None = None) -> str:
+    """The events of one chain; with `limit`, its first `limit` events."""
+    validate_event_id(correlation_id)
     columns = ", ".join(f'"{name}"' for name in ENVELOPE_COLUMNS)
+    bounded = f" LIMIT {int(limit)}" if limit is not None else ""
     return (f'SELECT {columns} FROM "{EVENTS}" WHERE time > {time_bound(since, "--since")} '
-            f"AND \"correlationid\" = '{correlation_id}'")
+            f"AND \"correlationid\" = '{correlation_id}'{bounded}")
+
+
+def event_query(event_id: str, since: str = "7d", limit: int = 1000) -> str:
+    """The event with this id, and the events of the chain it is the correlation id of."""
+    validate_event_id(event_id)
+    columns = ", ".join(f'"{name}"' for name in ENVELOPE_COLUMNS)
+    return (f'SELECT {columns} FROM "{EVENTS}" WHERE time > {time_bound(since, "since")} '
+            f"AND (\"id\" = '{event_id}' OR \"correlationid\" = '{event_id}') LIMIT {int(limit)}")
+
+
+def events_about_query(subject: str, types: Iterable[str], since: str, limit: int) -> str:
+    """The newest `limit` events of these types about one subject."""
+    validate_id(subject, "subject")
+    alternatives = " OR ".join(f"\"type\" = '{validate_event_type(t)}'" for t in types)
+    columns = ", ".join(f'"{name}"' for name in ENVELOPE_COLUMNS)
+    return (f'SELECT {columns} FROM "{EVENTS}" WHERE time > {time_bound(since, "since")} '
+            f"AND \"subject\" = '{subject}' AND ({alternatives}) ORDER BY time DESC LIMIT {int(limit)}")
+
+
+def device_readings_query(device: str, since: str, limit_per_metric: int) -> str:
+    """A device's newest readings, at most `limit_per_metric` of each metric (one series per metric)."""
+    validate_id(device)
+    return (f'SELECT "value", "unit" FROM "{READINGS}" WHERE time > {time_bound(since, "since")} '
+            f"AND \"device\" = '{device}' GROUP BY \"metric\" ORDER BY time DESC LIMIT {int(limit_per_metric)}")
 
 
 def format_trace(events: list[dict]) -> str:
