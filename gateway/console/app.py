@@ -69,8 +69,8 @@ def build_app(console: Console, token: str | None) -> ASGIApp:
         Route("/api/map", api.map),
         Route("/api/services", api.services),
         Route("/api/stream", api.stream),
-        Route("/api/trace/{id}", api.trace),
-        Route("/api/device/{id}", api.device),
+        Route("/api/trace/{id:path}", api.trace),  # any rest of the path is an id, refused with a reason
+        Route("/api/device/{id:path}", api.device),
         Route("/api/rejected", api.rejected),
         Route("/metrics", api.metrics),
     ]

@@ -21,9 +21,9 @@ from ..history import (
 from ..settings import InfluxSettings
 from ..sink.influx_v1 import InfluxV1
 from .recent import rejection_row, summary_of
+from .trace import MAX_TRACE
 
 CONCURRENCY = 4
-MAX_TRACE = 1000  # events of one chain
 MAX_POINTS = 5000  # points of one metric
 MAX_DEVICE_EVENTS = 1000  # alerts and availability events of one device
 STATE_SINCE = "30d"  # how far back a device's latest state is looked for

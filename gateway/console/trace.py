@@ -7,7 +7,7 @@ from typing import Any
 
 from .recent import summary_of
 
-MAX_TRACE = 1000
+MAX_TRACE = 1000  # events of one chain
 
 
 def _emitted(event: dict[str, Any]) -> datetime:
