@@ -6,8 +6,8 @@ comes first; then one block per declared service, which may
 - read `events/{type}/+` for each type it consumes (`events/#` for the sink) and any other
   filter it declares it reads (ingest: the device topics);
 - write `events/{type}/+` for each type it emits, nothing else under `events/`;
-- read and write its retained manifest, `choreo/services/{name}` and its partitions below it
-  (a filter ending in `/#` also matches its parent level);
+- read and write its retained manifest, `choreo/services/{name}`, its partitions and its counters
+  below it (a filter ending in `/#` also matches its parent level);
 - write the schema announcement `choreo/schemas/{type}/{name}` of each type it emits, so the
   broker, not the manifest, decides who may announce a type; and read every announcement.
 
