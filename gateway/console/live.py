@@ -18,7 +18,7 @@ from ..announced import AnnouncedSchemas
 from ..choreography import ALL_TYPES, Choreography
 from ..errors import InvalidInput
 from ..events import decode_event
-from ..manifest import Manifest
+from ..manifest import OFFLINE, ONLINE, Manifest
 from ..topics import ID_PATTERN, SERVICES_PREFIX, is_counters_topic
 from ..transport import Message
 from .recent import RecentFacts
@@ -157,7 +157,8 @@ class LiveState:
 
 def service_row(manifest: Manifest) -> dict[str, Any]:
     spec = manifest.spec
-    return {"name": spec.name, "label": spec.label, "partition": spec.partition, "status": manifest.status,
+    return {"name": spec.name, "label": spec.label, "partition": spec.partition,
+            "status": ONLINE if manifest.online else OFFLINE,
             "consumes": list(spec.consumes), "emits": list(spec.emits), "instance": manifest.instance,
             "stores_everything": ALL_TYPES in spec.consumes}
 
