@@ -44,7 +44,8 @@ export function mount(root, { args: [device], query, live }) {
     const caption = el("figcaption", {}, `${name} (${unit || "no unit"})`);
     const figure = el("figure", { class: "chart", "data-metric": name, "data-points": "0" }, caption, holder);
     charts.append(figure);
-    metric = { name, unit, xs: [], ys: [], plot: null, figure, holder, caption, dirty: true };
+    const colour = COLOURS[metrics.size % COLOURS.length];
+    metric = { name, unit, colour, xs: [], ys: [], plot: null, figure, holder, caption, dirty: true };
     metrics.set(name, metric);
     resize.observe(figure);
     return metric;
@@ -60,13 +61,12 @@ export function mount(root, { args: [device], query, live }) {
     if (metric.plot) {
       metric.plot.setData(data);
     } else if (window.uPlot) {
-      const colour = COLOURS[metrics.size % COLOURS.length];
       metric.plot = new window.uPlot({
         ...size(metric.figure),
         legend: { show: true },
         cursor: { drag: { x: true, y: false } },
         scales: { x: { time: true } },
-        series: [{}, { label: metric.name, stroke: colour, width: 1.5, points: { show: false },
+        series: [{}, { label: metric.name, stroke: metric.colour, width: 1.5, points: { show: false },
           value: (u, value) => (value === null || value === undefined ? "--" : `${number(value)} ${metric.unit}`) }],
         axes: [{}, { label: metric.unit, size: 60 }],
       }, data, metric.holder);
@@ -90,7 +90,7 @@ export function mount(root, { args: [device], query, live }) {
   }
 
   function showSide(body) {
-    fill(state, describe(body.state));
+    fill(state, describe(body));
     fill(alerts, events(body.alerts, "No alert in this period."));
     fill(availability, events(body.availability, "No change in this period."));
     fill(truncated, body.truncated ? "Only part of the history is shown (the server capped the points)." : "");
@@ -174,19 +174,29 @@ function measurements(fact) {
   return found;
 }
 
-function describe(value) {
-  if (value === null || value === undefined) return el("dd", {}, "unknown");
-  if (typeof value !== "object") return [el("dt", {}, "state"), el("dd", {}, String(value))];
-  const rows = Object.entries(value);
-  if (!rows.length) return el("dd", {}, "unknown");
-  return rows.map(([key, item]) => [el("dt", {}, key),
-    el("dd", {}, item !== null && typeof item === "object" ? JSON.stringify(item) : String(item))]);
+/** The device's latest state: the data of its newest reading or actuator change. */
+function describe(body) {
+  const value = body.state;
+  if (value === null || value === undefined || typeof value !== "object") return el("dd", {}, "unknown");
+  const rows = [];
+  if (body.state_time) rows.push(el("dt", {}, "as of"), timeCell("dd", body.state_time));
+  if (body.state_type) rows.push(el("dt", {}, "from"), el("dd", { class: "type" }, body.state_type));
+  for (const [key, item] of Object.entries(value)) {
+    if (item === null || item === undefined) continue;
+    if (key === "measurements" && Array.isArray(item)) {
+      for (const one of item) rows.push(el("dt", {}, one?.name ?? "?"), el("dd", {}, `${number(one?.value)} ${one?.unit ?? ""}`));
+    } else {
+      rows.push(el("dt", {}, key), el("dd", {}, typeof item === "object" ? JSON.stringify(item) : String(item)));
+    }
+  }
+  return rows;
 }
 
 function events(list, empty) {
   if (!Array.isArray(list) || !list.length) return el("li", { class: "empty" }, empty);
   return [...list].sort((a, b) => String(b.time).localeCompare(String(a.time))).slice(0, LIST_LIMIT)
     .map((event) => el("li", { "data-type": event.type ?? "" }, timeCell("span", event.time), " ",
-      el("span", { class: "type" }, event.type ?? ""), " ", el("span", { class: "summary" }, event.summary ?? ""),
-      " ", traceLink(event.correlationid || event.id)));
+      el("span", { class: "type" }, event.type ?? ""), " ",
+      el("span", { class: "summary" }, event.summary === "{}" ? "" : event.summary ?? ""),
+      " ", traceLink(event.id)));
 }

@@ -1,7 +1,8 @@
 // One EventSource for the whole page. A view says which facts it wants (the query of /api/stream)
-// and listens for `fact`, `skipped`, `services` and `map` events; a new route drops its listeners.
+// and listens for `fact`, `skipped`, `services`, `map` and `rates` events; a new route drops its
+// listeners. `broker` events say whether the console itself is connected to the broker.
 
-const EVENTS = ["fact", "skipped", "services", "map"];
+const EVENTS = ["fact", "skipped", "services", "map", "rates", "broker"];
 const RETRY_MIN = 1000;
 const RETRY_MAX = 30000;
 
@@ -50,6 +51,7 @@ export class Live {
       this.retryDelay = RETRY_MIN;
       this.show("open", "live");
     };
+    this.brokerConnected = true;
     source.onerror = () => {
       if (source !== this.source) return;
       if (source.readyState === EventSource.CLOSED) {
@@ -73,6 +75,7 @@ export class Live {
           return;
         }
         this.received += 1;
+        if (name === "broker") this.broker(Boolean(payload.connected));
         for (const handler of this.listeners.get(name)) {
           try {
             handler(payload);
@@ -82,6 +85,14 @@ export class Live {
         }
       });
     }
+  }
+
+  broker(connected) {
+    if (connected === this.brokerConnected) return;
+    this.brokerConnected = connected;
+    if (this.source?.readyState !== EventSource.OPEN) return;
+    if (connected) this.show("open", "live");
+    else this.show("degraded", "the console lost the broker; reconnecting");
   }
 
   show(state, text) {

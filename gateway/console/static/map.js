@@ -24,9 +24,10 @@ const STYLE = [
     label: "data(label)", "text-wrap": "wrap", "font-size": 10, "font-family": "system-ui, sans-serif",
     color: "#33404d", "text-background-color": "#ffffff", "text-background-opacity": 0.85,
     "text-background-padding": 2, width: 1.5, "line-color": "#7d8a96", "target-arrow-color": "#7d8a96",
-    "target-arrow-shape": "triangle", "curve-style": "bezier", "arrow-scale": 0.9,
+    "target-arrow-shape": "triangle", "curve-style": "bezier", "arrow-scale": 0.9, "text-rotation": "autorotate",
   } },
-  { selector: "edge.to-sink", style: { "line-color": "#c3cad1", "target-arrow-color": "#c3cad1", color: "#7d8a96" } },
+  { selector: "edge.from-devices", style: { label: "" } }, // the same types leave ingest, with their rates
+  { selector: "edge.to-sink", style: { label: "", "line-color": "#c3cad1", "target-arrow-color": "#c3cad1" } },
   { selector: "edge.dangling", style: {
     "line-style": "dashed", "line-color": "#c98a00", "target-arrow-color": "#c98a00", color: "#7a5200",
   } },
@@ -80,10 +81,24 @@ export function mount(root, { live }) {
     list(map);
   }
 
+  /** Device groups on top, then the services in the order facts flow; the services that store every
+   * type (the sink) below them, and the flagged types in a column on each side. */
   function layout() {
+    const aside = cy.nodes(".dangling, .stores");
+    const core = cy.nodes().not(aside);
     const roots = cy.nodes(".devices");
-    cy.layout({ name: "breadthfirst", directed: true, roots: roots.length ? roots : undefined, spacingFactor: 1.1,
-      padding: 20, animate: false, fit: true }).run();
+    core.union(core.edgesWith(core)).layout({ name: "breadthfirst", directed: true,
+      roots: roots.length ? roots : undefined, spacingFactor: 0.9, animate: false, fit: false }).run();
+    const box = core.length ? core.boundingBox() : { x1: 0, x2: 400, y1: 0, y2: 300, w: 400, h: 300 };
+    const column = (nodes, x) => nodes.forEach((node, index) => {
+      node.position({ x, y: box.y1 + (box.h * (index + 0.5)) / nodes.length });
+    });
+    column(cy.nodes(".dangling.unproduced"), box.x1 - 170);
+    column(cy.nodes(".dangling.unconsumed"), box.x2 + 170);
+    cy.nodes(".stores").forEach((node, index, all) => {
+      node.position({ x: box.x1 + (box.w * (index + 1)) / (all.length + 1), y: box.y2 + 110 });
+    });
+    cy.fit(undefined, 16);
   }
 
   function list(map) {
@@ -107,9 +122,23 @@ export function mount(root, { live }) {
       el("li", { class: "conflict" }, el("code", {}, type), ": ", [].concat(names).join(", "))))] : "");
   }
 
+  let latest = null;
   live.want({});
-  live.on("map", show);
-  getJson("/api/map", { signal: controller.signal }).then(show, (error) => {
+  live.on("map", (map) => {
+    latest = map;
+    show(map);
+  });
+  live.on("rates", (message) => {  // every few seconds: the edges' rates change, not the graph's shape
+    if (!latest || !message.rates) return;
+    for (const type of latest.types ?? []) {
+      if (typeof message.rates[type.type] === "number") type.rate = message.rates[type.type];
+    }
+    show(latest);
+  });
+  getJson("/api/map", { signal: controller.signal }).then((map) => {
+    latest = latest ?? map;
+    show(latest);
+  }, (error) => {
     if (error.name !== "AbortError") fill(status, errorBox(error.message));
   });
   return () => {
@@ -142,17 +171,19 @@ export function build(map) {
   const nodes = new Map();
   const edges = new Map();
   const status = new Map();
+  const stores = new Set(); // nodes of the services that consume every type (the sink)
   for (const service of map.services) {
     const label = String(service.label ?? service.name);
+    if (service.stores_everything) stores.add(`svc:${label}`);
     const offline = service.status !== "online";
     status.set(label, !offline);
     nodes.set(`svc:${label}`, { data: { id: `svc:${label}`, label: offline ? `${label}\n(offline)` : label },
-      classes: offline ? "service offline" : "service online" });
+      classes: `service ${offline ? "offline" : "online"}${service.stores_everything ? " stores" : ""}` });
   }
   const groups = Array.isArray(map.devices) ? map.devices : [];
   for (const group of groups) {
     const name = String(group.group);
-    nodes.set(`dev:${name}`, { data: { id: `dev:${name}`, label: `${name}\n${number(group.count)} devices` },
+    nodes.set(`dev:${name}`, { data: { id: `dev:${name}`, label: `${name}\n${number(group.count)} device${group.count === 1 ? "" : "s"}` },
       classes: "devices" });
   }
   const nodeOf = (label) => {
@@ -170,43 +201,44 @@ export function build(map) {
     edges.set(id, edge);
   };
   const types = Array.isArray(map.types) ? map.types : [];
-  const known = new Set(types.map((type) => type.type));
+  const producersOf = new Map(types.map((type) => [type.type, [...new Set((type.producers ?? []).map(String))]]));
+  const consumersOf = new Map(types.map((type) => [type.type, [...new Set((type.consumers ?? []).map(String))]]));
   for (const type of types) {
-    const producers = [...new Set([...(type.producers ?? []).map(String),
-      ...groups.filter((group) => (group.emits ?? []).includes(type.type)).map((group) => String(group.group))])];
-    const consumers = [...new Set((type.consumers ?? []).map(String))];
     const line = `${type.type}${rate(type.rate)}`;
-    let from = producers.map(nodeOf);
-    let to = consumers.map(nodeOf);
+    const from = producersOf.get(type.type).map(nodeOf);
+    const to = consumersOf.get(type.type).map(nodeOf);
     const flag = [];
     if (type.unproduced || !from.length) {
       const id = `type:${type.type}:unproduced`;
-      nodes.set(id, { data: { id, label: `${type.type}\nnobody produces it` }, classes: "dangling" });
-      from = [id];
+      nodes.set(id, { data: { id, label: `${type.type}\nnobody produces it` }, classes: "dangling unproduced" });
+      from.push(id);
       flag.push("dangling");
     }
     if (type.unconsumed || !to.length) {
       const id = `type:${type.type}:unconsumed`;
-      nodes.set(id, { data: { id, label: `${type.type}\nnobody consumes it` }, classes: "dangling" });
-      to = [id];
+      nodes.set(id, { data: { id, label: `${type.type}\nnobody consumes it` }, classes: "dangling unconsumed" });
+      to.push(id);
       flag.push("dangling");
     }
     for (const source of from) {
       for (const target of to) {
         if (source === target) continue;
-        const classes = [...flag];
-        if (target === "svc:sink") classes.push("to-sink");
+        const dangling = target.startsWith("type:") || source.startsWith("type:");
+        const classes = dangling ? [...flag] : [];
+        if (stores.has(target)) classes.push("to-sink"); // every type goes there: drawn lighter, unlabelled
         if (source.startsWith("svc:") && status.get(source.slice(4)) === false) classes.push("from-offline");
         if (target.startsWith("svc:") && status.get(target.slice(4)) === false) classes.push("to-offline");
-        connect(source, target, line, classes);
+        connect(source, target, dangling ? rate(type.rate).trim() : line, classes);
       }
     }
   }
-  // What a device group sends that is not a fact type yet (its native telemetry) goes to ingest.
+  // Devices send to the service that turns their payloads into facts (ingest, which produces what they
+  // are the source of); to the type's consumers when no service produces it.
   for (const group of groups) {
-    const native = (group.emits ?? []).filter((emitted) => !known.has(emitted));
-    if (native.length && nodes.has("svc:ingest")) {
-      for (const emitted of native) connect(`dev:${group.group}`, "svc:ingest", emitted, []);
+    for (const emitted of group.emits ?? []) {
+      const producers = producersOf.get(emitted) ?? [];
+      const targets = producers.length ? producers : consumersOf.get(emitted) ?? [];
+      for (const target of targets) connect(`dev:${group.group}`, nodeOf(target), emitted, ["from-devices"]);
     }
   }
   const elements = [...nodes.values()];

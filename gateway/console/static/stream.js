@@ -60,7 +60,7 @@ export function mount(root, { query, live }) {
   }
 
   function row(fact) {
-    return el("tr", { "data-id": fact.id ?? "", "data-type": fact.type ?? "" },
+    return el("tr", { "data-id": fact.id ?? "", "data-type": fact.type ?? "", "data-correlation": fact.correlationid ?? "" },
       timeCell("td", fact.time),
       el("td", { class: "type" }, fact.type ?? ""),
       el("td", { class: "subject" }, deviceLink(fact.subject)),
@@ -68,7 +68,7 @@ export function mount(root, { query, live }) {
       el("td", {}, fact.room ?? ""),
       el("td", { class: "source" }, fact.source ?? ""),
       el("td", { class: "summary" }, fact.summary ?? ""),
-      el("td", {}, traceLink(fact.correlationid || fact.id)));
+      el("td", {}, traceLink(fact.id)));
   }
 
   const draw = frameBatcher(() => {

@@ -90,9 +90,10 @@ function step(event, focused) {
     el("div", { class: "step-head" },
       el("span", { class: "type" }, event.type ?? ""),
       el("span", { class: "took", title: "after the event it reacted to was emitted" }, took),
-      el("span", { class: "service", title: event.source ?? "" }, event.service ?? event.source ?? ""),
-      timeCell("span", event.time),
-      el("span", { class: "subject" }, deviceLink(event.subject))),
+      el("span", { class: "by" }, "by ", el("span", { class: "service", title: event.source ?? "" },
+        event.service ?? event.source ?? "")),
+      el("span", { class: "at" }, "at ", timeCell("span", event.time)),
+      el("span", { class: "subject" }, "about ", deviceLink(event.subject))),
     el("div", { class: "summary" }, event.summary ?? ""),
     details);
 }
