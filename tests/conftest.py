@@ -27,6 +27,9 @@ devices = [{ kind = "temperature", count = 2, base = 25, swing = 5 }, { kind = "
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--soak-seconds", type=float, default=45.0,
                      help="length of the soak in tests/integration/test_soak.py (issue 6 asks for 600)")
+    parser.addoption("--console-screenshots", metavar="DIR",
+                     help="where tests/integration/test_console_browser.py saves its screenshots (default: a "
+                          "temporary folder; docs/console refreshes the documentation's)")
 
 
 @pytest.fixture
