@@ -154,8 +154,8 @@ class Api:
         return EventStream(self._events(request, client), lambda: self.live.clients.close(client))
 
     async def _events(self, request: Request, client: StreamClient) -> AsyncIterator[str]:
-        live = self.live
-        version, connected = live.version, live.connected
+        """The facts as they come; once a second what changed; every SERVICES_EVERY seconds the state."""
+        sent = _Sent(self.live.version, self.live.connected)
         yield "retry: 2000\n\n" + self._state_events(include_map=True)
         start = time.monotonic()
         next_tick, next_services = start + TICK, start + SERVICES_EVERY
@@ -167,19 +167,25 @@ class Api:
                 next_tick = now + TICK
                 if await request.is_disconnected():
                     return
-                if skipped := client.take_skipped():
-                    chunk.append(sse("skipped", {"skipped": skipped}))
-                if live.version != version:
-                    version = live.version
-                    chunk.append(sse("map", live.map()))
-                if live.connected != connected:
-                    connected = live.connected
-                    chunk.append(sse("broker", {"connected": connected}))
+                chunk += self._changes(client, sent)
             if now >= next_services:
                 next_services = now + SERVICES_EVERY
                 chunk.append(self._state_events(include_map=False))
             if chunk:
                 yield "".join(chunk)
+
+    def _changes(self, client: StreamClient, sent: _Sent) -> list[str]:
+        """What was skipped since the last call, and the map and the broker's state if they changed."""
+        live, events = self.live, []
+        if skipped := client.take_skipped():
+            events.append(sse("skipped", {"skipped": skipped}))
+        if live.version != sent.version:
+            sent.version = live.version
+            events.append(sse("map", live.map()))
+        if live.connected != sent.connected:
+            sent.connected = live.connected
+            events.append(sse("broker", {"connected": sent.connected}))
+        return events
 
     def _state_events(self, include_map: bool) -> str:
         live = self.live
@@ -228,6 +234,14 @@ class Api:
                    "clients": len(clients.open), "queued": clients.queued,
                    "dropped": self.console.feed.stats.dropped, "connected": int(live.connected)}
         return PlainTextResponse(metrics.exposition(live.services(), console), media_type=metrics.CONTENT_TYPE)
+
+
+@dataclass
+class _Sent:
+    """What one stream last sent of the map's version and the broker's state."""
+
+    version: int
+    connected: bool
 
 
 class EventStream(StreamingResponse):
