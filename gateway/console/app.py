@@ -233,7 +233,8 @@ class Api:
         console = {"facts_received": live.counts["facts_received"], "skipped": clients.skipped_total,
                    "clients": len(clients.open), "queued": clients.queued,
                    "dropped": self.console.feed.stats.dropped, "connected": int(live.connected)}
-        return PlainTextResponse(metrics.exposition(live.services(), console), media_type=metrics.CONTENT_TYPE)
+        return PlainTextResponse(metrics.exposition(live.services(), console, live.counts),
+                                 media_type=metrics.CONTENT_TYPE)
 
 
 @dataclass

@@ -30,8 +30,10 @@ def family(name: str, kind: str, help_text: str, samples: Iterable[tuple[str, fl
             *(f"{name}{sample_labels} {number(value)}" for sample_labels, value in samples)]
 
 
-def exposition(services: list[dict[str, Any]], console: Mapping[str, float]) -> str:
-    """The whole page: `services` as LiveState.services() lists them, `console` the console's own figures."""
+def exposition(services: list[dict[str, Any]], console: Mapping[str, float],
+               counts: Mapping[str, int] | None = None) -> str:
+    """The whole page: `services` as LiveState.services() lists them, `console` the console's own figures,
+    `counts` what the console counted of what it read (undecodable, duplicates, ...)."""
     counters = [(labels(service=row["name"], partition=row["partition"], counter=name), value)
                 for row in services for name, value in sorted(row["counters"].items())]
     up = [(labels(service=row["name"], partition=row["partition"]), 1 if row["status"] == "online" else 0)
@@ -51,5 +53,8 @@ def exposition(services: list[dict[str, Any]], console: Mapping[str, float]) -> 
                 "Messages the console's bounded MQTT queue could not take.", [("", console["dropped"])]),
         *family("choreo_console_broker_connected", "gauge", "1 while the console is connected to the broker.",
                 [("", console["connected"])]),
+        *family("choreo_console_counter", "counter",
+                "What the console counted of what it read: facts received, undecodable, duplicates, bad manifests, "
+                "bad counters, ...", [(labels(counter=name), value) for name, value in sorted((counts or {}).items())]),
     ]
     return "\n".join(lines) + "\n"

@@ -57,24 +57,28 @@ async def _main(settings: Settings, listener: socket.socket, token: str | None, 
     app = build_app(Console(live, HistoryLookups(settings.influx), feed), token)
     config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="off",
                             server_header=False, timeout_graceful_shutdown=GRACE_SECONDS)
-    server = uvicorn.Server(config)
-    tasks = {asyncio.create_task(feed.run(stop), name="feed"),
-             asyncio.create_task(server.serve(sockets=[listener]), name="http"),
-             asyncio.create_task(stop.wait(), name="stop")}
     print(f"console: {address(listener)}", flush=True)
     log.info("console on %s%s", address(listener), " (token required)" if token else "")
-    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        await _run(uvicorn.Server(config), listener, feed, stop)
+    finally:
+        with contextlib.suppress(OSError):
+            listener.close()
+        log.info("console counted %s, skipped %d, %s", dict(live.counts), live.clients.skipped_total,
+                 feed.stats.as_dict())
+
+
+async def _run(server: uvicorn.Server, listener: socket.socket, feed: Feed, stop: asyncio.Event) -> None:
+    """Serve and feed until `stop` is set or either ends; then end the streams, stop both, and raise
+    whatever ended either with an error (the broker refusing the account, say)."""
+    feeding = asyncio.create_task(feed.run(stop))
+    tasks = {feeding, asyncio.create_task(server.serve(sockets=[listener])), asyncio.create_task(stop.wait())}
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     stop.set()
-    live.clients.end_all()
+    feed.live.clients.end_all()
     server.should_exit = True
-    for task in pending:
-        if task.get_name() == "feed" and not live.connected:
-            task.cancel()  # still waiting for the broker
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    for result in results:
-        if isinstance(result, ChoreoError):
-            raise result
+    if not feed.live.connected:
+        feeding.cancel()  # perhaps still waiting for the broker
+    for result in await asyncio.gather(*tasks, return_exceptions=True):
         if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
             raise result
-    with contextlib.suppress(OSError):
-        listener.close()

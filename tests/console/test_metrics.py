@@ -13,8 +13,9 @@ def test_every_counter_of_every_service_and_the_consoles_own():
         {"name": "sink", "partition": "2", "status": "offline", "counters": {"spooled": 7}},
         {"name": "x", "partition": None, "status": "unknown", "counters": {"odd": 1}},
     ]
-    lines = exposition(services, CONSOLE).splitlines()
+    lines = exposition(services, CONSOLE, {"undecodable": 3}).splitlines()
     assert 'choreo_service_counter{service="threshold",partition="",counter="received"} 123' in lines
+    assert 'choreo_console_counter{counter="undecodable"} 3' in lines
     assert 'choreo_service_counter{service="threshold",partition="",counter="lag_seconds"} 0.5' in lines
     assert 'choreo_service_counter{service="sink",partition="2",counter="spooled"} 7' in lines
     assert 'choreo_service_up{service="threshold",partition=""} 1' in lines
