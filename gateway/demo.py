@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from .declarations import declarations
 from .errors import ChoreoError, InvalidInput
 from .events import decode_event
 from .history import summarize
-from .localstack import REPO, LocalStack
+from .localstack import REPO, LocalStack, free_ports
 from .manifest import Manifest
 from .plugins import build_reactors
 from .reactor import Reactor
@@ -93,6 +94,7 @@ class Demo:
             for name, command in self.consumers:
                 self._start(name, command, stack.env(name))
                 await self._wait_online(monitor, name)
+            await self._start_console(monitor, stack)
             self._start("devices", ["devices"], stack.env("devices"))
             deadline = time.monotonic() + self.duration if self.duration else None
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
@@ -127,6 +129,22 @@ class Demo:
         raise ChoreoError(f"{name} did not come online within {READY_TIMEOUT:.0f}s; "
                           f"see {self.state_dir}/logs/{name}.log")
 
+    async def _start_console(self, monitor: MqttTransport, stack: LocalStack) -> None:
+        """The web console, read-only as the monitor; its address once it answers."""
+        [port] = free_ports(1)
+        self._start("console", ["console", "--port", str(port)], stack.env("monitor"))
+        address = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not await asyncio.to_thread(_answers, address + "api/map"):
+            self._check_children()
+            if time.monotonic() > deadline:
+                raise ChoreoError(f"the console did not answer within {READY_TIMEOUT:.0f}s; "
+                                  f"see {self.state_dir}/logs/console.log")
+            delivery = await monitor.receive(timeout=0.2)
+            if delivery is not None:
+                self._take(delivery.message)
+        print(f"console: {address}", flush=True)
+
     def _check_children(self) -> None:
         for name, process in self.processes.items():
             if process.poll() is not None:
@@ -158,7 +176,7 @@ class Demo:
     def _stop_services(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan the services
         print("stopping: devices first, the sink last ...", flush=True)
-        for name in ("devices", *reversed([name for name, _ in self.consumers])):  # sources first, the sink last
+        for name in ("devices", "console", *reversed([name for name, _ in self.consumers])):  # the sink last
             process = self.processes.get(name)
             if process is None or process.poll() is not None:
                 continue
@@ -205,6 +223,14 @@ def start_order(reactors: list[Reactor]) -> list[str]:
         order.append(first.name)
         pending.remove(first)
     return order
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
 
 
 def run_demo(state_dir: str, duration: float | None) -> int:
