@@ -370,6 +370,9 @@ def test_bad_addresses_give_a_clear_message_and_the_live_views_keep_running(chor
     expect(page.locator("main")).to_contain_text("No reading")
     page.goto(f"{choreography.url}/#/nowhere")
     expect(page.locator("main .error")).to_contain_text('no view called "nowhere"')
+    page.goto(f"{choreography.url}/#/stream?room=no%20room!")  # the server's reason, not a silent table
+    expect(page.locator("main .problem .error")).to_contain_text("room")
+    expect(page.locator("#live")).to_have_text("live updates refused")
     # The live connection survives all of it, and the next view works.
     page.goto(f"{choreography.url}/#/stream")
     expect(page.locator("#live")).to_have_attribute("data-state", "open")

@@ -3,6 +3,7 @@
 // listeners. `broker` events say whether the console itself is connected to the broker.
 
 const EVENTS = ["fact", "skipped", "services", "map", "rates", "broker"];
+const PROBLEM = "problem"; // not a server event: the stream was refused, with the server's reason
 const RETRY_MIN = 1000;
 const RETRY_MAX = 30000;
 
@@ -11,7 +12,7 @@ export class Live {
     this.indicator = indicator;
     this.source = null;
     this.query = null;
-    this.listeners = new Map(EVENTS.map((name) => [name, new Set()]));
+    this.listeners = new Map([...EVENTS, PROBLEM].map((name) => [name, new Set()]));
     this.retryDelay = RETRY_MIN;
     this.retryTimer = null;
     this.received = 0;
@@ -44,7 +45,8 @@ export class Live {
   open() {
     clearTimeout(this.retryTimer);
     if (this.source) this.source.close();
-    const source = new EventSource(this.query ? `/api/stream?${this.query}` : "/api/stream");
+    const url = this.query ? `/api/stream?${this.query}` : "/api/stream";
+    const source = new EventSource(url);
     this.source = source;
     this.show("connecting", "connecting");
     source.onopen = () => {
@@ -55,11 +57,23 @@ export class Live {
     source.onerror = () => {
       if (source !== this.source) return;
       if (source.readyState === EventSource.CLOSED) {
-        // The server refused the stream (an HTTP error): the browser gives up, so try again ourselves.
-        const seconds = Math.round(this.retryDelay / 1000);
-        this.show("closed", `live updates stopped; retrying in ${seconds} s`);
-        this.retryTimer = setTimeout(() => this.open(), this.retryDelay);
-        this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX);
+        // The server refused the stream (an HTTP error) and the browser gave up: ask why, then try
+        // again, unless the request itself was bad (a malformed filter), which no retry mends.
+        this.show("closed", "live updates stopped");
+        refusal(url).then((problem) => {
+          if (source !== this.source) return;
+          if (problem && problem.status === 400) {
+            this.show("closed", "live updates refused");
+            this.indicator.title = problem.message;
+            this.emit(PROBLEM, problem);
+            return;
+          }
+          const seconds = Math.round(this.retryDelay / 1000);
+          this.show("closed", `live updates stopped; retrying in ${seconds} s`);
+          if (problem) this.indicator.title = problem.message;
+          this.retryTimer = setTimeout(() => this.open(), this.retryDelay);
+          this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX);
+        });
       } else {
         this.show("connecting", "reconnecting");
       }
@@ -76,14 +90,18 @@ export class Live {
         }
         this.received += 1;
         if (name === "broker") this.broker(Boolean(payload.connected));
-        for (const handler of this.listeners.get(name)) {
-          try {
-            handler(payload);
-          } catch (error) {
-            console.error(`a ${name} handler failed`, error); // one bad event never stops the page
-          }
-        }
+        this.emit(name, payload);
       });
+    }
+  }
+
+  emit(name, payload) {
+    for (const handler of this.listeners.get(name)) {
+      try {
+        handler(payload);
+      } catch (error) {
+        console.error(`a ${name} handler failed`, error); // one bad event never stops the page
+      }
     }
   }
 
@@ -98,5 +116,23 @@ export class Live {
   show(state, text) {
     this.indicator.dataset.state = state;
     this.indicator.textContent = text;
+    this.indicator.title = "live updates from /api/stream";
+  }
+}
+
+/** Why the server refuses `url`: {status, message} from its JSON error, null if it now accepts it. */
+async function refusal(url) {
+  const controller = new AbortController();
+  try {
+    const response = await fetch(url, { signal: controller.signal, cache: "no-store" });
+    if (response.ok) {
+      controller.abort(); // a stream again: the EventSource reconnects
+      return null;
+    }
+    const body = await response.json().catch(() => null);
+    const said = body && typeof body.error === "string" ? body.error : response.statusText;
+    return { status: response.status, message: `${said} (HTTP ${response.status})` };
+  } catch {
+    return { status: 0, message: "the console server did not answer" };
   }
 }

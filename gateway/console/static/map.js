@@ -102,8 +102,11 @@ export function mount(root, { live }) {
   }
 
   function list(map) {
+    if (!map.services.length) {
+      fill(services, el("li", { class: "empty" }, "No service has announced itself on choreo/services/ yet."));
+    }
     const sorted = [...map.services].sort((a, b) => String(a.label).localeCompare(String(b.label)));
-    fill(services, sorted.map((service) => el("li", {
+    if (sorted.length) fill(services, sorted.map((service) => el("li", {
       class: `service ${service.status === "online" ? "online" : "offline"}`,
       "data-service": service.label ?? service.name, "data-status": service.status ?? "unknown",
       title: service.instance ? `instance ${service.instance}` : null,

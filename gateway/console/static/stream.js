@@ -1,7 +1,7 @@
 // Stream: the newest facts first, filtered on the server by type, subject, site, room and source.
 // Facts are drawn at most once per animation frame and the table keeps the newest ROWS, so the page
 // stays responsive at any rate; the server says how many it skipped.
-import { deviceLink, el, fill, frameBatcher, number, route, timeCell, traceLink } from "./dom.js";
+import { deviceLink, el, errorBox, fill, frameBatcher, number, route, timeCell, traceLink } from "./dom.js";
 
 const ROWS = 500;
 const FILTERS = ["type", "subject", "site", "room", "source"];
@@ -23,7 +23,8 @@ export function mount(root, { query, live }) {
   const table = el("table", { class: "stream-table" },
     el("thead", {}, el("tr", {}, ["time", "type", "subject", "site", "room", "source", "summary", ""]
       .map((name) => el("th", {}, name)))), body);
-  root.append(el("h1", {}, "Stream"), form, el("div", { class: "toolbar" }, pause, counts), table);
+  const problem = el("div", { class: "problem" });
+  root.append(el("h1", {}, "Stream"), form, problem, el("div", { class: "toolbar" }, pause, counts), table);
 
   let paused = false;
   let received = 0;
@@ -91,6 +92,7 @@ export function mount(root, { query, live }) {
     if (paused) showCounts();
     else draw();
   });
+  live.on("problem", (refused) => fill(problem, errorBox(`The server refused these filters: ${refused.message}`)));
   live.on("skipped", (message) => {
     skipped += Number(message.skipped) || 0;
     showCounts();
