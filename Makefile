@@ -22,6 +22,7 @@ bench: setup
 	$(PYTHON) bench/sink.py --replicas 1
 	$(PYTHON) bench/sink.py --replicas 3
 	$(PYTHON) bench/pipeline.py
+	$(PYTHON) bench/console.py
 
 setup: $(STAMP)
 
