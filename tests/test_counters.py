@@ -1,4 +1,3 @@
-import asyncio
 import json
 from collections import Counter
 from datetime import UTC, datetime
@@ -13,6 +12,7 @@ from gateway.manifest import ServiceSpec
 from gateway.service import EXIT_CONFIG
 from gateway.topics import counters_topic, is_counters_topic
 from gateway.transport import ClientConfig, MemoryBroker, MemoryTransport
+from tests.helpers import async_wait_for
 
 THRESHOLD = ServiceSpec("threshold", ("events/reading.v1/+",), ("reading.v1",), ("alert.raised.v1",))
 
@@ -48,8 +48,7 @@ async def test_reports_are_published_at_start_periodically_and_at_the_stop():
         reports = CounterReports(transport, THRESHOLD, counts, lambda: 1.5, every=0.05)
         async with reports.running():
             counts["received"] = 3
-            while len(broker.history) < 3:
-                await asyncio.sleep(0.01)
+            await async_wait_for(lambda: len(broker.history) >= 3, 5, "three periodic reports")
             counts["received"] = 4
     last = json.loads(broker.retained["choreo/services/threshold/counters"].payload)
     assert last["counters"]["received"] == 4 and last["counters"]["lag_seconds"] == 1.5
