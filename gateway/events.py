@@ -42,7 +42,9 @@ Identifier = Annotated[str, Field(pattern=rf"^{ID_PATTERN.pattern}$", max_length
 METRIC_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
 MetricName = Annotated[str, Field(pattern=rf"^{METRIC_NAME_PATTERN.pattern}$")]
 AlertName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
-Source = Annotated[str, Field(pattern=rf"^(device|reactor|gateway|service)/{ID_PATTERN.pattern}$")]
+# Who emitted a fact: `device/ID`, `reactor/NAME`, `gateway/ingest`, `service/NAME` (any language).
+SOURCE_PATTERN = re.compile(rf"(device|reactor|gateway|service)/{ID_PATTERN.pattern}")
+Source = Annotated[str, Field(pattern=rf"^{SOURCE_PATTERN.pattern}$")]
 EventId = Annotated[str, Field(pattern=r"^[0-9A-Za-z_-]{10,64}$")]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -16,14 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidInput
-from ..events import Event
-from ..topics import ID_PATTERN, validate_event_type, validate_id
+from ..events import SOURCE_PATTERN, Event
+from ..topics import validate_event_type, validate_id
 from .recent import fact_row, place
 
 RATE = 50  # facts a second to one client
 QUEUE_LIMIT = 200  # facts waiting for one client
 MAX_CLIENTS = 32
-SOURCE_PATTERN = re.compile(rf"(device|reactor|gateway|service)/{ID_PATTERN.pattern}")
 FILTERS = ("type", "subject", "site", "room", "source")
 
 
