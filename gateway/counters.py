@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 
-from .manifest import ServiceSpec
+from .manifest import ServiceSpec, this_instance
 from .topics import counters_topic
 from .transport import Message, Transport
 
@@ -33,7 +31,7 @@ def counters_message(spec: ServiceSpec, counts: Mapping[str, int], transport: Ma
     document = {
         "name": spec.name,
         "partition": spec.partition,
-        "instance": f"{socket.gethostname()}:{os.getpid()}",
+        "instance": this_instance(),
         "time": (now or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
         "counters": counters,
         "transport": dict(transport),

@@ -19,6 +19,11 @@ VERSION = "0.1.0"
 ONLINE, OFFLINE = "online", "offline"
 
 
+def this_instance() -> str:
+    """Which process speaks, in its manifest and its counters: `host:pid`."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     """What a service subscribes to (`reads`, MQTT filters) and which event types it consumes and emits."""
@@ -42,8 +47,7 @@ class ServiceSpec:
 
     def manifest(self, *, online: bool) -> Message:
         """The retained message announcing this service, from this process."""
-        instance = f"{socket.gethostname()}:{os.getpid()}"
-        return Manifest(self, ONLINE if online else OFFLINE, instance).message()
+        return Manifest(self, ONLINE if online else OFFLINE, this_instance()).message()
 
 
 @dataclass(frozen=True)
