@@ -230,7 +230,9 @@ def test_security_token_headers_traversal_and_malformed_input(stack, services, t
     guarded = ConsoleProcess(services, {**stack.env("monitor"), "CHOREO_CONSOLE_TOKEN": token}, name="guarded")
     wait_for(lambda: guarded.answers("/api/map", 401), 30, "the guarded console")
     assert guarded.get("/api/map", {"Authorization": "Bearer wrong-but-long-enough"}).status == 403
-    assert guarded.get("/api/map", {"Authorization": f"Bearer {token}"}).status == 200
+    # It listens before its broker connection is up (and answers 503 until then): wait for the 200.
+    wait_for(lambda: guarded.get("/api/map", {"Authorization": f"Bearer {token}"}).status == 200, 30,
+             "the guarded console connected and letting the token in")
     assert guarded.get("/?token=not-the-token-at-all").status == 403
     login = guarded.get(f"/?token={token}")
     assert login.status == 303 and login.headers["location"] == "/"
