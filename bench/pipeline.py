@@ -1,23 +1,26 @@
-"""The whole job, side by side: the broker's limit, Node-RED and ours, on one machine and one load.
+"""The whole job, side by side: Node-RED and ours (and ours at another commit), on one machine and one load.
 
-Run with `make bench` or `.venv/bin/python bench/pipeline.py [--events 200000] [--seconds 20] [--memory-seconds 600]`.
-Starts its own Mosquitto and InfluxDB, then measures, one after the other:
+Run with `make bench` or `.venv/bin/python bench/pipeline.py [--rates 500,1000,2000,5000] [--seconds 5]
+[--rounds 2] [--baseline DIR] [--events 200000] [--memory-seconds 600]`.
+Starts its own Mosquitto and InfluxDB, then, round after round, measures each system on a ladder of
+paced rates (`--rates`, `--seconds` each):
 
-1. broker limit: `mosquitto_pub -l` and `mosquitto_sub` moving the same telemetry at QoS 1;
-2. ours: ingest, the threshold reactor and the sink as separate processes, as deployed;
-3. Node-RED (bench/nodered/flows.json): MQTT in, a threshold function emitting an alert
-   message, every reading written to the same InfluxDB through node-red-contrib-influxdb.
+- ours: ingest, the threshold reactor and the sink as separate processes, as deployed;
+- Node-RED (bench/nodered/flows.json): MQTT in, a threshold function emitting an alert
+  message, every reading written to the same InfluxDB through node-red-contrib-influxdb;
+- with `--baseline DIR`, ours again from the code in DIR (a `git worktree` of an earlier commit),
+  storing into a database of its own: the same-run ratio against the previous code.
 
 The load is the device fleet's telemetry (`{"seq", "ts", "temperature"}` on
 `devices/{id}/telemetry`, QoS 1) from one generator: every tenth reading of a device
-is above the 28 Cel limit, the next one back below it. Each system runs the load flat
-out (its sustained rate is counted in InfluxDB, never inferred), then at 5,000
-readings/s and at 80% of its sustained rate, where an independent subscriber measures
-reading -> alert latency from the reading's own timestamp, and for ten minutes
-(`--memory-seconds`) at half its sustained rate, sampling every process's RSS each
-second. CPU seconds per 100,000 readings and peak RSS are read from /proc for
-every process of each system. Progress goes to standard error, the table to
-standard output, and the figures to bench/results/pipeline.json.
+is above the 28 Cel limit (staggered over the devices), the next one back below it. At each rate an independent
+subscriber (`mosquitto_sub`) measures reading -> alert latency from the reading's own
+timestamp, and CPU seconds per 100,000 readings are read from /proc for every process
+of the system, the broker and InfluxDB; a rung ends once every reading is stored and
+every alert has arrived. Optionally the broker's own limit (`--broker-limit`), a flat-out
+run (`--events N`; its sustained rate is counted in InfluxDB, never inferred) and a run at
+half that rate sampling every process's RSS (`--memory-seconds`). Progress goes to standard
+error, the tables (with ratios) to standard output, and the figures to bench/results/pipeline.json.
 """
 from __future__ import annotations
 
@@ -46,7 +49,6 @@ from tests.helpers import influx_query  # noqa: E402
 UNBOUNDED_QUEUES = "max_queued_messages 0\nmax_queued_bytes 0\n"  # a flat-out backlog must not be dropped
 LIMIT = 28.0
 DEVICES = 500
-MODERATE_RATE = 5000
 MEMORY_RUN_SHARE = 0.5  # of the sustained rate: a pace each system keeps up for ten minutes
 SERVERS = ("mosquitto", "influxd")
 
@@ -64,8 +66,9 @@ class Load:
     def next_message(self) -> Message:
         device, seq = self.sent % DEVICES, self.sent // DEVICES
         self.sent += 1
-        value = LIMIT + 2 if seq % 10 == 0 else LIMIT - 8
-        self.hot += seq % 10 == 0
+        hot = (seq + device) % 10 == 0  # staggered: a tenth of every second's readings, even in a short run
+        value = LIMIT + 2 if hot else LIMIT - 8
+        self.hot += hot
         ts = datetime.now(UTC).isoformat(timespec="microseconds")
         payload = f'{{"seq":{seq},"ts":"{ts}","temperature":{value}}}'.encode()
         return Message(f"devices/bench-{device}/telemetry", payload)
@@ -163,6 +166,7 @@ class System:
     name: str
     alert_topic: str
     database: str
+    count_field: str  # a field every stored reading has: the bench counts it to know what is stored
     processes: dict[str, int] = field(default_factory=dict)  # name -> pid
 
     def reading_time(self, alert: dict) -> float:
@@ -170,26 +174,39 @@ class System:
 
 
 class Ours(System):
-    def __init__(self, stack: LocalStack, state: Path) -> None:
-        super().__init__("ours", "events/alert.raised.v1/+", DATABASE)
-        self.stack, self.state = stack, state
+    """Ours as deployed; with `code`, the services run from that directory (an earlier commit's
+    worktree) and store into a database of their own."""
+
+    def __init__(self, stack: LocalStack, state: Path, code: Path | None = None) -> None:
+        database, count_field = (DATABASE, "value") if code is None else ("baseline", "value")
+        super().__init__("ours" if code is None else "baseline", "events/alert.raised.v1/+", database, count_field)
+        self.stack, self.state, self.code = stack, state / self.name, code
+        self.state.mkdir(exist_ok=True)
         self.popen: dict[str, subprocess.Popen] = {}
+        if code is not None:
+            admin_query(stack, f"CREATE DATABASE {database}")
 
     def reading_time(self, alert: dict) -> float:
         return epoch(alert["time"])  # a fact's time is the time of the reading that caused it
 
-    def __enter__(self) -> Ours:
+    def env(self, account: str) -> dict[str, str]:
         # Session expiry 0: once stopped, ours leaves no session queueing the next system's load.
-        common = {"CHOREO_REACTORS_THRESHOLD_MIN_DURATION": "0",
-                  "CHOREO_REACTORS_STATE_DIR": str(self.state / "reactors"),
-                  "CHOREO_SINK_SPOOL_DIR": str(self.state / "spool"), "CHOREO_MQTT_SESSION_EXPIRY": "0"}
-        for name, command, account in (("ingest", ["ingest"], "ingest"),
-                                       ("threshold", ["reactor", "threshold"], "threshold"),
-                                       ("sink", ["sink"], "sink")):
-            env = {**os.environ, **self.stack.env(account), **common}
-            with open(self.state / f"{name}.log", "w") as log:
-                self.popen[name] = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--log-level", "WARNING",
-                                                     *command], env=env, stdout=log, stderr=subprocess.STDOUT)
+        env = {**os.environ, **self.stack.env(account), "CHOREO_REACTORS_THRESHOLD_MIN_DURATION": "0",
+               "CHOREO_REACTORS_STATE_DIR": str(self.state / "reactors"),
+               "CHOREO_SINK_SPOOL_DIR": str(self.state / "spool"), "CHOREO_MQTT_SESSION_EXPIRY": "0"}
+        if self.code is not None:
+            env["PYTHONPATH"] = str(self.code)
+            if account == "sink":
+                env.update({"CHOREO_INFLUX_DATABASE": self.database, "CHOREO_INFLUX_USERNAME": "admin",
+                            "CHOREO_INFLUX_PASSWORD": self.stack.credentials.influx_admin_password})
+        return env
+
+    def __enter__(self) -> Ours:
+        for name, command in (("ingest", ["ingest"]), ("threshold", ["reactor", "threshold"]), ("sink", ["sink"])):
+            with open(self.state / f"{name}.log", "a") as log:
+                self.popen[name] = subprocess.Popen(
+                    [sys.executable, "-m", "gateway.cli", "--log-level", "WARNING", *command],
+                    env=self.env(name), cwd=self.code, stdout=log, stderr=subprocess.STDOUT)
             self.processes[name] = self.popen[name].pid
         try:
             for name, pid in self.processes.items():
@@ -207,9 +224,8 @@ class Peer(System):
     def __init__(self, stack: LocalStack, state: Path) -> None:
         from bench.nodered import ALERTS, NodeRed  # only when measured: it needs Node.js
 
-        super().__init__("node-red", ALERTS + "+", "nodered")
-        influx_query(stack.influxdb.url, "admin", stack.credentials.influx_admin_password,
-                     f"CREATE DATABASE {self.database}")
+        super().__init__("node-red", ALERTS + "+", "nodered", "value")
+        admin_query(stack, f"CREATE DATABASE {self.database}")
         self.node_red = NodeRed.for_stack(stack, database=self.database, alert_above=LIMIT)
 
     def reading_time(self, alert: dict) -> float:
@@ -224,19 +240,24 @@ class Peer(System):
         self.node_red.__exit__(*exc_info)
 
 
+def admin_query(stack: LocalStack, statement: str, database: str | None = None) -> list[dict]:
+    return influx_query(stack.influxdb.url, "admin", stack.credentials.influx_admin_password, statement, database)
+
+
 # -- the runs ------------------------------------------------------------------------------
 class Bench:
-    def __init__(self, stack: LocalStack, events: int, seconds: float, memory_seconds: float = 0) -> None:
-        self.stack, self.events, self.seconds, self.memory_seconds = stack, events, seconds, memory_seconds
+    def __init__(self, stack: LocalStack, rates: list[float], seconds: float, events: int = 0,
+                 memory_seconds: float = 0) -> None:
+        self.stack, self.rates, self.seconds = stack, rates, seconds
+        self.events, self.memory_seconds = events, memory_seconds
         self.password = stack.credentials.mqtt["admin"]
         self.load = Load(stack.broker.port, self.password)
 
     def stored(self, system: System) -> int:
-        rows = influx_query(self.stack.influxdb.url, "admin", self.stack.credentials.influx_admin_password,
-                            'SELECT COUNT("value") FROM "readings"', system.database)
+        rows = admin_query(self.stack, f'SELECT COUNT("{system.count_field}") FROM "readings"', system.database)
         return rows[0]["count"] if rows else 0
 
-    def broker_limit(self) -> float:
+    def broker_limit(self, count: int) -> float:
         """mosquitto_pub -l and mosquitto_sub moving the same telemetry; the rate the subscriber saw."""
         auth = ["-h", "127.0.0.1", "-p", str(self.stack.broker.port), "-u", "admin", "-P", self.password]
         subscriber = ["mosquitto_sub", *auth, "-i", "bench-limit", "-q", "1", "-t", "devices/+/telemetry"]
@@ -244,12 +265,12 @@ class Bench:
         # the session exists before any message
         subprocess.run([*subscriber, *persistent, "-E"], check=True, timeout=30)
         with tempfile.TemporaryFile() as arrivals:
-            sub = subprocess.Popen([*subscriber, *persistent, "-C", str(self.events), "-F", "%U"], stdout=arrivals)
+            sub = subprocess.Popen([*subscriber, *persistent, "-C", str(count), "-F", "%U"], stdout=arrivals)
             # mosquitto_pub quits early on a wrapped message id once its input ends: keep the input open
             pub = subprocess.Popen(["mosquitto_pub", *auth, "-q", "1", "-M", "1000", "-t", "devices/bench-0/telemetry",
                                     "-l"], stdin=subprocess.PIPE)
             try:
-                pub.stdin.write(b"".join(self.load.next_message().payload + b"\n" for _ in range(self.events)))
+                pub.stdin.write(b"".join(self.load.next_message().payload + b"\n" for _ in range(count)))
                 pub.stdin.flush()
                 sub.wait(600)
             finally:
@@ -265,17 +286,20 @@ class Bench:
         with system, LatencyProbe(self.stack, system.alert_topic, system.reading_time) as probe:
             self.probe, self.hot_before = probe, self.load.hot
             self.warm_up(system)
-            progress(f"{system.name}: flat out, {self.events:,} readings")
-            result = {"flat_out": self.flat_out(system)}
-            sustained = result["flat_out"]["stored_per_second"]
-            progress(f"{system.name}: {sustained:,.0f} readings/s; now {MODERATE_RATE:,}/s for {self.seconds:.0f} s")
-            result["at_5000"] = self.paced(system, MODERATE_RATE, self.seconds)
-            progress(f"{system.name}: 80% of sustained for {self.seconds:.0f} s")
-            result["at_80_percent"] = self.paced(system, 0.8 * sustained, self.seconds)
-            if self.memory_seconds:
-                progress(f"{system.name}: memory, {MEMORY_RUN_SHARE:.0%} of sustained for {self.memory_seconds:.0f} s")
-                result["memory_run"] = self.paced(system, MEMORY_RUN_SHARE * sustained, self.memory_seconds,
-                                                  must_complete=False)
+            result: dict = {"ladder": {}}
+            for rate in self.rates:
+                progress(f"{system.name}: {rate:,.0f} readings/s for {self.seconds:.0f} s")
+                result["ladder"][str(int(rate))] = self.paced(system, rate, self.seconds)
+            if self.events:
+                progress(f"{system.name}: flat out, {self.events:,} readings")
+                result["flat_out"] = self.flat_out(system)
+                sustained = result["flat_out"]["stored_per_second"]
+                progress(f"{system.name}: {sustained:,.0f} readings/s")
+                if self.memory_seconds:
+                    progress(f"{system.name}: memory, {MEMORY_RUN_SHARE:.0%} of sustained for "
+                             f"{self.memory_seconds:.0f} s")
+                    result["memory_run"] = self.paced(system, MEMORY_RUN_SHARE * sustained, self.memory_seconds,
+                                                      must_complete=False)
             result["peak_rss_mib"] = {name: peak_rss_mib(pid) for name, pid in system.processes.items()}
         return result
 
@@ -286,10 +310,10 @@ class Bench:
         missing = lambda: {"readings": max(0, readings - self.stored(system)),  # noqa: E731
                            "alerts": max(0, self.load.hot - self.hot_before - len(self.probe.latencies))}
         while missing()["readings"] and time.monotonic() < deadline:
-            time.sleep(0.25)  # a bench may poll
+            time.sleep(0.1)  # a bench may poll
         deadline = time.monotonic() + min(timeout, 60)
         while missing()["alerts"] and time.monotonic() < deadline:
-            time.sleep(0.25)
+            time.sleep(0.1)
         return missing()
 
     def complete(self, system: System, readings: int) -> None:
@@ -321,7 +345,8 @@ class Bench:
 
     def paced(self, system: System, rate: float, seconds: float, must_complete: bool = True) -> dict:
         """`rate` readings/s for `seconds`; with `must_complete` False, readings and alerts still
-        missing a minute after the end are reported instead of failing the bench."""
+        missing a minute after the end are reported instead of failing the bench. CPU is counted
+        until everything is stored, so work left over from the run is not left out."""
         count = int(rate * seconds)
         before, cpu, alerts = self.stored(system), self.cpu(system), len(self.probe.latencies)
         rss: dict[str, list[float]] = {name: [] for name in system.processes}
@@ -352,6 +377,66 @@ class Bench:
         return {"cpu_seconds_per_100k": {name: (now[name] - before[name]) / readings * 100_000 for name in now}}
 
 
+# -- the report ----------------------------------------------------------------------------
+def own_cpu(run: dict) -> float:
+    return sum(v for k, v in run["cpu_seconds_per_100k"].items() if k not in SERVERS)
+
+
+def rung_figures(runs: list[dict]) -> dict[str, float]:
+    """The median over rounds of one system's figures at one rate."""
+    def median(values: list[float]) -> float:
+        ordered = sorted(values)
+        return ordered[len(ordered) // 2] if len(ordered) % 2 else sum(ordered[len(ordered) // 2 - 1:][:2]) / 2
+
+    return {"achieved": median([r["achieved_rate"] for r in runs]),
+            "p50": median([r["latency"].get("p50_ms", float("nan")) for r in runs]),
+            "p99": median([r["latency"].get("p99_ms", float("nan")) for r in runs]),
+            "own": median([own_cpu(r) for r in runs]),
+            **{server: median([r["cpu_seconds_per_100k"][server] for r in runs]) for server in SERVERS}}
+
+
+def ladder_table(result: dict) -> list[str]:
+    systems = [s for s in ("ours", "baseline", "node-red") if result["rounds"].get(s)]
+    rates = sorted({rate for s in systems for run in result["rounds"][s] for rate in run["ladder"]}, key=float)
+    lines = ["| rate | system | achieved/s | p50 / p99 ms | own CPU s per 100k | broker | InfluxDB |",
+             "|---:|---|---:|---:|---:|---:|---:|"]
+    ratios = []
+    for rate in rates:
+        figures = {s: rung_figures([run["ladder"][rate] for run in result["rounds"][s] if rate in run["ladder"]])
+                   for s in systems}
+        for s, f in figures.items():
+            lines.append(f"| {int(rate):,}/s | {s} | {f['achieved']:,.0f} | {f['p50']:.1f} / {f['p99']:.1f} | "
+                         f"{f['own']:.1f} | {f['mosquitto']:.1f} | {f['influxd']:.1f} |")
+        for other in ("node-red", "baseline"):
+            if "ours" in figures and other in figures:
+                o, b = figures["ours"], figures[other]
+                ratios.append(f"{int(rate):,}/s, ours / {other}: own CPU {o['own'] / b['own']:.2f}, broker "
+                              f"{o['mosquitto'] / b['mosquitto']:.2f}, InfluxDB {o['influxd'] / b['influxd']:.2f}, "
+                              f"p99 {o['p99'] / b['p99']:.2f}")
+    return lines + [""] + ratios
+
+
+def print_report(result: dict) -> None:
+    print(f"\nmedians over {result['round_count']} round(s) of {result['seconds']:.0f} s per rate; CPU in seconds "
+          "per 100,000 readings (own: the system's processes)\n")
+    print("\n".join(ladder_table(result)))
+    if "broker_limit_per_second" in result:
+        print(f"\nbroker limit (mosquitto_pub -> mosquitto_sub, QoS 1): {result['broker_limit_per_second']:,.0f} msg/s")
+    for s, runs in result["rounds"].items():
+        for run in runs:
+            if "flat_out" in run:
+                flat = run["flat_out"]
+                print(f"{s}: flat out {flat['stored_per_second']:,.0f} readings/s, own CPU {own_cpu(flat):.1f} s per "
+                      f"100k; the broker and InfluxDB alone would fill {result['cores']} cores at "
+                      f"{servers_bound(flat, result['cores']):,.0f} readings/s")
+            if "memory_run" in run:
+                memory = run["memory_run"]
+                print(f"{s}: memory run at {memory['achieved_rate']:,.0f}/s, RSS a tenth in -> end: " + ", ".join(
+                    f"{name} {r['warm']:.0f} -> {r['last']:.0f} MiB" for name, r in memory["rss_mib"].items())
+                    + f"; missing a minute after: {memory['missing_a_minute_after']}")
+            print(f"{s}: peak RSS " + ", ".join(f"{n} {v:.0f} MiB" for n, v in run["peak_rss_mib"].items()))
+
+
 def servers_bound(run: dict, cores: int) -> float:
     """The rate at which the broker's and InfluxDB's share of the work alone would use every core:
     a ceiling for the system however cheap its own processes were."""
@@ -359,72 +444,38 @@ def servers_bound(run: dict, cores: int) -> float:
     return cores / per_reading
 
 
-def print_report(result: dict) -> None:
-    systems = [name for name in ("ours", "node-red") if name in result]
-    limit = result["broker_limit_per_second"]
-    rows: list[tuple[str, ...]] = [("sustained readings/s stored in InfluxDB", *(
-        f"{result[s]['flat_out']['stored_per_second']:,.0f}" for s in systems))]
-    for run, label in (("at_5000", "5,000/s"), ("at_80_percent", "80% of sustained")):
-        for q in ("p50", "p99", "max"):
-            rows.append((f"reading -> alert {q} at {label} (ms)", *(
-                f"{result[s][run]['latency'].get(q + '_ms', float('nan')):,.1f}" for s in systems)))
-    rows.append(("CPU s per 100,000 readings at 5,000/s, the system's processes", *(
-        f"{sum(v for k, v in result[s]['at_5000']['cpu_seconds_per_100k'].items() if k not in SERVERS):.1f}"
-        for s in systems)))
-    rows.append(("... with the broker and InfluxDB", *(
-        f"{sum(result[s]['at_5000']['cpu_seconds_per_100k'].values()):.1f}" for s in systems)))
-    rows.append(("achieved rate of the 5,000/s run", *(
-        f"{result[s]['at_5000']['achieved_rate']:,.0f}" for s in systems)))
-    rows.append(("peak RSS (MiB, largest process)", *(
-        f"{max(result[s]['peak_rss_mib'].values()):.0f}" for s in systems)))
-    if all("memory_run" in result[s] for s in systems):
-        memory = {s: result[s]["memory_run"] for s in systems}
-        rows.append(("memory run: readings/s, readings and alerts still missing a minute after it", *(
-            f"{memory[s]['achieved_rate']:,.0f}; {memory[s]['missing_a_minute_after']['readings']:,}"
-            f" and {memory[s]['missing_a_minute_after']['alerts']:,} of {memory[s]['readings']:,}"
-            for s in systems)))
-        rows.append(("RSS over the memory run, a tenth in -> end (MiB, by process)", *(
-            ", ".join(f"{name} {r['warm']:.0f} -> {r['last']:.0f}" for name, r in memory[s]["rss_mib"].items())
-            for s in systems)))
-    print(f"\nbroker limit (mosquitto_pub -> mosquitto_sub, QoS 1): {limit:,.0f} msg/s\n")
-    print("| figure | " + " | ".join(systems) + " |")
-    print("|---|" + "---:|" * len(systems))
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
-    ours = result.get("ours", {}).get("flat_out", {}).get("stored_per_second")
-    if ours:
-        print(f"\nours / broker limit: {ours / limit:.2f}")
-        if "node-red" in result:
-            print(f"ours / Node-RED: {ours / result['node-red']['flat_out']['stored_per_second']:.2f}")
-    for s in systems:
-        print(f"{s}: the broker and InfluxDB alone, at their flat-out CPU per reading, would fill "
-              f"{result['cores']} cores at {servers_bound(result[s]['flat_out'], result['cores']):,.0f} readings/s")
-    for s in systems:
-        cpu_by_process = result[s]["at_5000"]["cpu_seconds_per_100k"]
-        per_process = ", ".join(f"{name} {cpu:.1f} s / {result[s]['peak_rss_mib'][name]:.0f} MiB"
-                                for name, cpu in cpu_by_process.items() if name not in SERVERS)
-        print(f"{s}, CPU per 100,000 readings and peak RSS by process: {per_process}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=200_000, help="readings per flat-out run")
-    parser.add_argument("--seconds", type=float, default=20, help="length of each paced run")
-    parser.add_argument("--memory-seconds", type=float, default=600,
-                        help="length of the run at half the sustained rate whose RSS shows growth (0: skip)")
+    parser.add_argument("--rates", default="500,1000,2000,5000", help="the ladder of paced rates, comma-separated")
+    parser.add_argument("--seconds", type=float, default=5, help="length of each paced rung")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of every system, alternating")
     parser.add_argument("--systems", default="ours,node-red", help="which systems to measure, comma-separated")
+    parser.add_argument("--baseline", type=Path, help="also measure ours from the code in this directory")
+    parser.add_argument("--events", type=int, default=0, help="readings of a flat-out run after the ladder (0: none)")
+    parser.add_argument("--memory-seconds", type=float, default=0,
+                        help="length of a run at half the flat-out rate whose RSS shows growth (0: none)")
+    parser.add_argument("--broker-limit", type=int, default=0,
+                        help="messages of a mosquitto_pub -> mosquitto_sub run first (0: none)")
     args = parser.parse_args()
+    names = args.systems.split(",") + (["baseline"] if args.baseline else [])
     with tempfile.TemporaryDirectory() as state:
         stack = LocalStack(Path(state))
         stack.broker.extra_config = UNBOUNDED_QUEUES
         with stack:
-            bench = Bench(stack, args.events, args.seconds, args.memory_seconds)
-            progress("broker limit: mosquitto_pub -> mosquitto_sub")
-            result = {"cores": os.cpu_count(), "broker_limit_per_second": bench.broker_limit()}
-            systems = {"ours": Ours, "node-red": Peer}
-            for name in args.systems.split(","):
-                result[name] = bench.measure(systems[name](stack, Path(state)))
-                save("pipeline", result)  # what is measured so far survives a later failure
+            bench = Bench(stack, [float(r) for r in args.rates.split(",")], args.seconds, args.events,
+                          args.memory_seconds)
+            result: dict = {"cores": os.cpu_count(), "seconds": args.seconds, "round_count": args.rounds,
+                            "rounds": {name: [] for name in names}}
+            if args.broker_limit:
+                progress("broker limit: mosquitto_pub -> mosquitto_sub")
+                result["broker_limit_per_second"] = bench.broker_limit(args.broker_limit)
+            systems = {"ours": lambda: Ours(stack, Path(state)), "node-red": lambda: Peer(stack, Path(state)),
+                       "baseline": lambda: Ours(stack, Path(state), args.baseline.resolve())}
+            for round_ in range(args.rounds):
+                for name in names:
+                    progress(f"round {round_ + 1}: {name}")
+                    result["rounds"][name].append(bench.measure(systems[name]()))
+                    save("pipeline", result)  # what is measured so far survives a later failure
     print_report(result)
     print(f"\n(all figures in {save('pipeline', result)})")
 
