@@ -148,11 +148,15 @@ def cmd_devices(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from .fleet import Registry
+    from .ingest.admission import Budgets
     from .ingest.service import IngestService
     from .settings import load_fleet
 
-    registry = Registry(load_fleet(settings) if settings.fleet.file else None)
-    return _serve_consumer(settings, IngestService.spec, lambda transport: IngestService(transport, registry))
+    fleet = load_fleet(settings) if settings.fleet.file else None
+    registry = Registry(fleet)
+    budgets = Budgets(settings.ingest, fleet.devices() if fleet else ())  # refuses a bad budget before connecting
+    return _serve_consumer(settings, IngestService.spec,
+                           lambda transport: IngestService(transport, registry, budgets))
 
 
 def cmd_reactor(args: argparse.Namespace, settings: Settings) -> int:

@@ -218,6 +218,21 @@ class EventRejectedV1(EventData):
         return cls(reason=reason[:1024], rejected_by=rejected_by, topic=topic[:512], excerpt=cls.excerpt_of(payload))
 
 
+class DeviceThrottledV1(Located):
+    """Ingest is shedding the subject's messages: it sends more than its budget (a token bucket).
+
+    `started` when it first exceeds, `continuing` at most once a period while it does, `ended` once it
+    has kept within its budget for a whole period; `shed` counts the messages dropped since the
+    previous fact about it, `shed_total` since it started."""
+
+    event_type: ClassVar[str] = "device.throttled.v1"
+    phase: Literal["started", "continuing", "ended"]
+    shed: int = Field(ge=0)
+    shed_total: int = Field(ge=0)
+    rate: float = Field(gt=0, description="the budget's sustained messages per second")
+    burst: float = Field(ge=1, description="the budget's messages at once")
+
+
 class AnnouncedData(EventData):
     """The `data` of a type this process knows only from a schema a service announced
     (gateway/announced.py): validated against that schema, every field kept as it came."""
@@ -228,7 +243,7 @@ class AnnouncedData(EventData):
 BUILT_IN_TYPES: Mapping[str, type[EventData]] = MappingProxyType({
     model.event_type: model
     for model in (ReadingV1, AlertRaisedV1, AlertClearedV1, ActuationRequestedV1, ActuatorChangedV1,
-                  DeviceOnlineV1, DeviceOfflineV1, EnergyMeasuredV1, EventRejectedV1)
+                  DeviceOnlineV1, DeviceOfflineV1, DeviceThrottledV1, EnergyMeasuredV1, EventRejectedV1)
 })
 # The types this process knows in code: the built-ins and those registered (a plugin's new facts).
 EVENT_TYPES: dict[str, type[EventData]] = dict(BUILT_IN_TYPES)

@@ -9,13 +9,24 @@ that fits wins), and validated when the reactor is built: `settings.reactor(NAME
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from .errors import ConfigError
@@ -112,6 +123,47 @@ class FleetSettings(_Section):
     file: str | None = Field(default=None, description="fleet description (TOML): sites, rooms, devices")
 
 
+BUDGET_KEY_PATTERN = re.compile(rf"(device|kind|site):{ID_PATTERN.pattern}")
+
+
+def _json_text(value: Any) -> Any:
+    """A table given in an environment variable is JSON text."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            example = '{"device:ID": {"rate": 10, "burst": 50}}'
+            raise ValueError(f"expected a JSON object, e.g. {example}: {exc}") from None
+    return value
+
+
+class BudgetSettings(_Section):
+    """One device's admission budget at ingest: a token bucket."""
+
+    rate: float = Field(gt=0, le=1_000_000, description="messages per second, sustained")
+    burst: float = Field(ge=1, le=1_000_000, description="messages at once after a quiet spell")
+
+
+class IngestSettings(_Section):
+    budget_headroom: float = Field(default=5.0, ge=1, le=1000,
+                                   description="a fleet device's rate: this many times its readings per second")
+    budget_burst: float = Field(default=20.0, ge=1, le=1_000_000, description="a device's messages at once")
+    budget_unknown_rate: float = Field(default=5.0, gt=0, le=1_000_000,
+                                       description="messages per second of a device the fleet does not describe")
+    throttle_report_seconds: float = Field(default=10.0, ge=1, le=3600,
+                                           description="at most one device.throttled.v1 per device per period")
+    budgets: Annotated[dict[str, BudgetSettings], BeforeValidator(_json_text)] = Field(
+        default={}, description="device:ID, kind:KIND or site:SITE -> {rate, burst}; the first that fits wins")
+
+    @field_validator("budgets")
+    @classmethod
+    def _budget_keys(cls, budgets: dict[str, BudgetSettings]) -> dict[str, BudgetSettings]:
+        for key in budgets:
+            if not BUDGET_KEY_PATTERN.fullmatch(key):
+                raise ValueError(f"budget {key!r}: name it device:ID, kind:KIND or site:SITE")
+        return budgets
+
+
 class ServicesSettings(_Section):
     file: str | None = Field(default=None, description="services declared for participants in any language (TOML)")
 
@@ -124,6 +176,7 @@ class Settings(_Section):
     devices: DeviceSettings = DeviceSettings()
     fleet: FleetSettings = FleetSettings()
     services: ServicesSettings = ServicesSettings()
+    ingest: IngestSettings = IngestSettings()
     reactor_sections: dict[str, ReactorSection] = {}  # by reactor name, as written; see reactor()
 
     @model_validator(mode="after")
@@ -294,6 +347,8 @@ def _describe_one(error: ErrorDetails, sources: Mapping[tuple[str, ...], str], w
     loc = within + tuple(str(part) for part in error["loc"])
     setting = next((loc[:n] for n in range(len(loc), 0, -1) if loc[:n] in sources), None)
     where = sources[setting] if setting else ".".join(loc) or "settings"
+    if setting and loc[:2] == ("ingest", "budgets") and len(loc) > len(setting):
+        where += f" ({'.'.join(loc[len(setting):])})"  # which budget and which of its fields
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown setting"
     message = error["msg"].removeprefix("Value error, ")

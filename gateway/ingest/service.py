@@ -16,6 +16,7 @@ from ..events import (
     ActuatorChangedV1,
     DeviceOfflineV1,
     DeviceOnlineV1,
+    DeviceThrottledV1,
     Event,
     EventData,
     EventRejectedV1,
@@ -29,13 +30,16 @@ from ..manifest import ServiceSpec
 from ..rejection import UNKNOWN_SUBJECT, Rejections
 from ..sequence import SequenceTracker
 from ..service import consume, publish_events
+from ..settings import IngestSettings
 from ..topics import STATUS_FILTER, TELEMETRY_FILTER, device_id_from_topic
 from ..transport import Delivery, Message, Transport
 from . import simjson
+from .admission import Admission, Budgets, native_device_key
 
 log = logging.getLogger(__name__)
 
 SOURCE = "gateway/ingest"
+THROTTLE_CHECK_EVERY = 0.5  # seconds between looks at the throttled devices' life cycle
 STATUS_FACTS: dict[bytes, type[EventData]] = {b"online": DeviceOnlineV1, b"offline": DeviceOfflineV1}
 
 
@@ -104,7 +108,7 @@ SPEC = ServiceSpec(
     reads=(TELEMETRY_FILTER, STATUS_FILTER),
     consumes=(),
     emits=(ReadingV1.event_type, ActuatorChangedV1.event_type, DeviceOnlineV1.event_type,
-           DeviceOfflineV1.event_type, EventRejectedV1.event_type),
+           DeviceOfflineV1.event_type, EventRejectedV1.event_type, DeviceThrottledV1.event_type),
 )
 
 
@@ -113,14 +117,30 @@ class IngestService:
 
     spec = SPEC
 
-    def __init__(self, transport: Transport, registry: Registry | None = None) -> None:
+    def __init__(self, transport: Transport, registry: Registry | None = None, budgets: Budgets | None = None) -> None:
         self.transport = transport
         self.ingest = Ingest(registry)
         self.counts = self.ingest.counts
+        self.admission = Admission(budgets or Budgets(IngestSettings()), self.counts, self.ingest._next_sequence,
+                                   describe=self.ingest.registry.describe)
+        self.device_key = native_device_key  # topic -> the device it belongs to, by string operations only
 
     async def run(self, stop: asyncio.Event) -> None:
-        await consume(self.transport, stop, self.process)
+        reporting = asyncio.create_task(self._report_throttled(stop))
+        try:
+            await consume(self.transport, stop, self.process)
+        finally:
+            reporting.cancel()
+            publish_events(self.transport, self.admission.reports())
+
+    async def _report_throttled(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(THROTTLE_CHECK_EVERY)
+            publish_events(self.transport, self.admission.reports())
 
     def process(self, delivery: Delivery) -> None:
+        if not self.admission.admits(self.device_key(delivery.message.topic)):
+            delivery.ack()  # shed: before any decoding; acknowledged, so the broker does not send it again
+            return
         facts = self.ingest.facts(delivery.message)
         delivery.ack_when(publish_events(self.transport, facts))

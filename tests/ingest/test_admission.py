@@ -1,0 +1,182 @@
+"""Per-device admission: budgets, the token bucket, the throttled facts' life cycle, the service's hook."""
+from collections import Counter
+from itertools import count
+
+import pytest
+
+from gateway.errors import ConfigError
+from gateway.events import DeviceThrottledV1, ReadingV1, decode_event
+from gateway.fleet import Fleet, Registry
+from gateway.ingest.admission import Admission, Budget, Budgets, TokenBucket, native_device_key
+from gateway.ingest.service import IngestService
+from gateway.settings import IngestSettings, load_settings
+from gateway.transport import ClientConfig, Delivery, MemoryBroker, MemoryTransport, Message
+
+FLEET = Fleet.model_validate({"interval": 1.0, "sites": [
+    {"id": "hq", "rooms": [{"id": "lab", "devices": [{"kind": "temperature", "count": 2},
+                                                     {"kind": "power", "interval": 2.0}]}]},
+    {"id": "depot", "rooms": [{"id": "store", "devices": [{"kind": "temperature"}]}]},
+]})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def budgets(**settings) -> Budgets:
+    return Budgets(IngestSettings.model_validate(settings), FLEET.devices())
+
+
+def test_the_device_key_of_a_native_topic_is_its_id():
+    assert native_device_key("devices/lab-temperature-1/telemetry") == "lab-temperature-1"
+    assert native_device_key("devices/x/status") == "x"
+    assert native_device_key("devices/x") is None
+    assert native_device_key("devices//telemetry") is None
+    assert native_device_key("zigbee2mqtt/kitchen") is None
+
+
+def test_a_fleet_device_gets_its_readings_per_second_times_the_headroom():
+    assert budgets().of("lab-temperature-1") == Budget(5.0, 20.0)
+    assert budgets().of("lab-power-1") == Budget(2.5, 20.0)  # one reading every 2 s
+    assert budgets(budget_headroom=100).of("lab-temperature-1") == Budget(100.0, 100.0)  # burst >= rate
+    assert budgets(budget_unknown_rate=3).of("stranger-1") == Budget(3.0, 20.0)
+
+
+def test_a_budget_set_for_the_device_wins_over_its_kind_and_its_site():
+    chosen = budgets(budgets={"device:lab-temperature-1": {"rate": 50, "burst": 100},
+                              "kind:temperature": {"rate": 9, "burst": 10},
+                              "site:hq": {"rate": 1, "burst": 2}})
+    assert chosen.of("lab-temperature-1") == Budget(50, 100)
+    assert chosen.of("lab-temperature-2") == Budget(9, 10)
+    assert chosen.of("store-temperature-1") == Budget(9, 10)
+    assert chosen.of("lab-power-1") == Budget(1, 2)
+
+
+def test_a_budget_naming_a_kind_or_site_the_fleet_lacks_is_refused_at_start():
+    with pytest.raises(ConfigError, match="'kind:thermometer': the fleet has no such kind; known: power, temperature"):
+        budgets(budgets={"kind:thermometer": {"rate": 1, "burst": 1}})
+    with pytest.raises(ConfigError, match="'site:lab': the fleet has no such site"):
+        Budgets(IngestSettings.model_validate({"budgets": {"site:lab": {"rate": 1, "burst": 1}}}))
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"CHOREO_INGEST_BUDGETS": '{"sensor-1": {"rate": 1, "burst": 1}}'},
+     "CHOREO_INGEST_BUDGETS: budget 'sensor-1': name it device:ID, kind:KIND or site:SITE"),
+    ({"CHOREO_INGEST_BUDGETS": '{"device:sensor-1": {"rate": -1, "burst": 1}}'},
+     "CHOREO_INGEST_BUDGETS (device:sensor-1.rate): Input should be greater than 0"),
+    ({"CHOREO_INGEST_BUDGETS": '{"device:sensor-1": {"rate": 1}}'},
+     "CHOREO_INGEST_BUDGETS (device:sensor-1.burst): Field required"),
+    ({"CHOREO_INGEST_BUDGETS": "device:sensor-1=5"}, "CHOREO_INGEST_BUDGETS: expected a JSON object"),
+    ({"CHOREO_INGEST_BUDGET_HEADROOM": "0.5"},
+     "CHOREO_INGEST_BUDGET_HEADROOM: Input should be greater than or equal to 1"),
+])
+def test_a_bad_budget_setting_is_refused_with_a_clear_message(env, message):
+    with pytest.raises(ConfigError) as refused:
+        load_settings(env, path="/dev/null")
+    assert message in refused.value.message
+
+
+def test_budgets_are_read_from_choreo_toml(tmp_path):
+    file = tmp_path / "choreo.toml"
+    file.write_text('[ingest]\nbudget_headroom = 3\n[ingest.budgets."device:boiler-1"]\nrate = 20\nburst = 40\n')
+    settings = load_settings({}, path=file).ingest
+    assert settings.budget_headroom == 3 and settings.budgets["device:boiler-1"].rate == 20
+
+
+def test_the_token_bucket_allows_the_burst_then_the_rate():
+    bucket = TokenBucket(Budget(rate=2, burst=3), now=0.0)
+    assert [bucket.take(0.0) for _ in range(4)] == [True, True, True, False]
+    assert bucket.take(0.25) is False  # half a token
+    assert bucket.take(0.5) is True
+    assert [bucket.take(100.0) for _ in range(4)] == [True, True, True, False]  # refilled to the burst, no more
+
+
+def admission(clock: Clock, **settings) -> tuple[Admission, Counter[str]]:
+    counts: Counter[str] = Counter()
+    sequence = count(1)
+    return Admission(budgets(**settings), counts, lambda: next(sequence), Registry(FLEET).describe, clock), counts
+
+
+def flood(admission: Admission, device: str, messages: int) -> int:
+    return sum(not admission.admits(device) for _ in range(messages))
+
+
+def test_a_flooding_device_is_shed_and_counted_while_the_others_pass():
+    clock = Clock()
+    gate, counts = admission(clock)
+    assert flood(gate, "lab-temperature-1", 1000) == 980  # the burst of 20 passes
+    assert all(gate.admits("lab-temperature-2") for _ in range(20))
+    assert counts["shed"] == 980
+    gate.reports()
+    assert counts["shed:lab-temperature-1"] == 980 and "shed:lab-temperature-2" not in counts
+
+
+def test_throttled_facts_say_started_then_at_most_once_a_period_then_ended():
+    clock = Clock()
+    gate, counts = admission(clock, throttle_report_seconds=10)
+    assert gate.reports() == []
+    flood(gate, "lab-temperature-1", 120)
+    [started] = gate.reports()
+    assert started.type == "device.throttled.v1" and started.subject == "lab-temperature-1"
+    assert started.source == "gateway/ingest"
+    assert isinstance(started.data, DeviceThrottledV1)
+    assert (started.data.phase, started.data.shed, started.data.shed_total) == ("started", 100, 100)
+    assert (started.data.rate, started.data.burst, started.data.site, started.data.room) == (5.0, 20.0, "hq", "lab")
+
+    clock.now += 5
+    flood(gate, "lab-temperature-1", 100)  # 20 tokens came back: 25 earned, the burst caps them
+    assert gate.reports() == []  # not a period since the last fact
+    clock.now += 5.01
+    flood(gate, "lab-temperature-1", 100)
+    [continuing] = gate.reports()
+    assert (continuing.data.phase, continuing.data.shed, continuing.data.shed_total) == ("continuing", 160, 260)
+
+    clock.now += 9
+    assert gate.admits("lab-temperature-1")  # within budget again
+    assert gate.reports() == []  # nothing shed since the last fact, and not yet a quiet period
+    clock.now += 1.01
+    [ended] = gate.reports()
+    assert (ended.data.phase, ended.data.shed, ended.data.shed_total) == ("ended", 0, 260)
+    assert gate.reports() == []
+    assert counts["shed:lab-temperature-1"] == 260
+    assert started.sequence < continuing.sequence < ended.sequence
+    assert decode_event(ended.to_json()) == ended
+
+
+def test_messages_without_a_valid_device_share_one_bucket():
+    clock = Clock()
+    gate, counts = admission(clock)
+    assert flood(gate, None, 30) == 10
+    assert flood(gate, "no such/device", 5) == 5  # the same bucket, already empty
+    [fact] = gate.reports()
+    assert fact.subject == "unknown" and fact.data.shed_total == 15
+    assert counts["admission_shared_bucket"] == 35
+
+
+async def test_the_service_acknowledges_shed_messages_without_decoding_or_publishing_them():
+    broker = MemoryBroker()
+    observer = MemoryTransport(broker, ClientConfig("observer"))
+    async with MemoryTransport(broker, ClientConfig("ingest")) as transport, observer:
+        await observer.subscribe("events/#")
+        service = IngestService(transport, Registry(FLEET), budgets())
+        acknowledged = []
+        for seq in range(50):
+            payload = b'{"seq": %d, "temperature": 21.5}' % seq
+            message = Message("devices/lab-temperature-1/telemetry", payload)
+            service.process(Delivery(message, ack=lambda: acknowledged.append(1)))
+        # An invalid payload beyond the budget is shed before decoding: it becomes no rejection.
+        service.process(Delivery(Message("devices/lab-temperature-1/telemetry", b"not json"),
+                                 ack=lambda: acknowledged.append(1)))
+        await transport.flush(1)
+        assert len(acknowledged) == 51
+        published = [decode_event((await observer.receive(1)).message.payload) for _ in range(20)]
+        assert all(isinstance(event.data, ReadingV1) for event in published)
+        assert await observer.receive(0.01) is None
+        assert service.counts["shed"] == 31 and service.counts["rejected"] == 0
+
+        [fact] = service.admission.reports()
+        assert (fact.data.phase, fact.data.shed) == ("started", 31)
