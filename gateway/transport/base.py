@@ -22,6 +22,7 @@ class Message:
     payload: bytes
     qos: int = 1
     retain: bool = False
+    user_properties: tuple[tuple[str, str], ...] = ()  # MQTT 5 user properties, in order, both directions
 
 
 class Delivery:
@@ -110,7 +111,7 @@ class InboundQueue:
             self.stats.dropped += 1
             return
         self._items.append(delivery)
-        _wake(self._waiter)
+        wake(self._waiter)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -121,7 +122,7 @@ class InboundQueue:
             # A bare future and a timer: asyncio.wait_for would start a task for every wait.
             loop = asyncio.get_running_loop()
             self._waiter = loop.create_future()
-            timer = loop.call_later(timeout, _wake, self._waiter) if timeout is not None else None
+            timer = loop.call_later(timeout, wake, self._waiter) if timeout is not None else None
             try:
                 await self._waiter
             finally:
@@ -131,7 +132,8 @@ class InboundQueue:
         return self._items.popleft() if self._items else None
 
 
-def _wake(waiter: asyncio.Future[None] | None) -> None:
+def wake(waiter: asyncio.Future[None] | None) -> None:
+    """Resolve `waiter`, if someone still waits on it."""
     if waiter is not None and not waiter.done():
         waiter.set_result(None)
 

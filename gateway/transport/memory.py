@@ -8,6 +8,7 @@ publishes refused as "not authorized" where the broker was told to deny them.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Self
 
 from ..errors import Refused
@@ -43,7 +44,7 @@ class MemoryBroker:
         for client in list(self.clients):
             qos = client.granted_qos(message.topic)
             if qos is not None:
-                client.offer(Message(message.topic, message.payload, min(qos, message.qos), retain=False))
+                client.offer(replace(message, qos=min(qos, message.qos), retain=False))
 
     def connect(self, client: MemoryTransport) -> None:
         self.clients.append(client)
@@ -108,7 +109,7 @@ class MemoryTransport:
                 continue
             for message in list(self.broker.retained.values()):
                 if matches(topic_filter, message.topic):
-                    self.offer(Message(message.topic, message.payload, min(qos, message.qos), retain=True))
+                    self.offer(replace(message, qos=min(qos, message.qos), retain=True))
 
     def publish(self, message: Message) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
