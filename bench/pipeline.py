@@ -49,6 +49,7 @@ from tests.helpers import influx_query  # noqa: E402
 UNBOUNDED_QUEUES = "max_queued_messages 0\nmax_queued_bytes 0\n"  # a flat-out backlog must not be dropped
 LIMIT = 28.0
 DEVICES = 500
+MODERATE_RATE = 5000  # bench/console.py's pace
 MEMORY_RUN_SHARE = 0.5  # of the sustained rate: a pace each system keeps up for ten minutes
 SERVERS = ("mosquitto", "influxd")
 
@@ -178,7 +179,7 @@ class Ours(System):
     worktree) and store into a database of their own."""
 
     def __init__(self, stack: LocalStack, state: Path, code: Path | None = None) -> None:
-        database, count_field = (DATABASE, "value") if code is None else ("baseline", "value")
+        database, count_field = (DATABASE, "temperature") if code is None else ("baseline", "value")
         super().__init__("ours" if code is None else "baseline", "events/alert.raised.v1/+", database, count_field)
         self.stack, self.state, self.code = stack, state / self.name, code
         self.state.mkdir(exist_ok=True)
@@ -246,8 +247,8 @@ def admin_query(stack: LocalStack, statement: str, database: str | None = None) 
 
 # -- the runs ------------------------------------------------------------------------------
 class Bench:
-    def __init__(self, stack: LocalStack, rates: list[float], seconds: float, events: int = 0,
-                 memory_seconds: float = 0) -> None:
+    def __init__(self, stack: LocalStack, events: int = 0, seconds: float = 5, memory_seconds: float = 0,
+                 rates: tuple[float, ...] = (MODERATE_RATE,)) -> None:
         self.stack, self.rates, self.seconds = stack, rates, seconds
         self.events, self.memory_seconds = events, memory_seconds
         self.password = stack.credentials.mqtt["admin"]
@@ -462,8 +463,8 @@ def main() -> None:
         stack = LocalStack(Path(state))
         stack.broker.extra_config = UNBOUNDED_QUEUES
         with stack:
-            bench = Bench(stack, [float(r) for r in args.rates.split(",")], args.seconds, args.events,
-                          args.memory_seconds)
+            bench = Bench(stack, args.events, args.seconds, args.memory_seconds,
+                          tuple(float(r) for r in args.rates.split(",")))
             result: dict = {"cores": os.cpu_count(), "seconds": args.seconds, "round_count": args.rounds,
                             "rounds": {name: [] for name in names}}
             if args.broker_limit:

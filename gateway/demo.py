@@ -30,7 +30,7 @@ from .reactor import Reactor
 from .service import EXIT_FAILED, EXIT_OK
 from .settings import Settings, load_fleet, load_settings
 from .sink.influx_v1 import InfluxV1
-from .sink.schema import EVENTS
+from .sink.schema import EVENTS, READINGS
 from .topics import SCHEMAS_FILTER
 from .transport import ClientConfig, Message, MqttTransport
 
@@ -188,13 +188,16 @@ class Demo:
                 process.wait()
 
     def _stored_counts(self, stack: LocalStack) -> dict[str, int]:
-        query = f'SELECT COUNT("id") FROM "{EVENTS}" WHERE time > now() - 1d GROUP BY "type"'
+        query = f'SELECT COUNT("id") FROM "{EVENTS}", "{READINGS}" WHERE time > now() - 1d GROUP BY "type"'
         try:
             series = InfluxV1(load_settings(stack.env("monitor")).influx).query(query)
         except ChoreoError as exc:
             print(f"could not count stored events: {exc.message}")
             return {}
-        return {one["tags"]["type"]: one["values"][0][1] for one in series}
+        counts: dict[str, int] = {}
+        for one in series:  # a type may be in both measurements
+            counts[one["tags"]["type"]] = counts.get(one["tags"]["type"], 0) + one["values"][0][1]
+        return counts
 
     def _summary(self, stored: dict[str, int]) -> int:
         print("\nseen live:   " + ", ".join(f"{t} {n}" for t, n in sorted(self.seen.items())))

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from .errors import InvalidInput
 from .events import METRIC_NAME_PATTERN
-from .sink.schema import EVENTS, READINGS
+from .sink.schema import EVENTS, READING_TAGS, READINGS, UNIT_TAG
 from .topics import validate_event_type, validate_id
 
 DURATION = re.compile(r"[1-9][0-9]{0,6}(s|m|h|d|w)")
@@ -24,6 +24,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ENVELOPE_COLUMNS: tuple[str, ...] = (
     "type", "subject", "source", "id", "correlationid", "causationid", "sequence", "emittedtime", "data")
 READING_COLUMNS: tuple[str, ...] = ("device", "metric", "value", "unit", "site", "room", "kind", "event_id")
+READING_TYPE = "reading.v1"  # stored one point per event in READINGS; every other type in EVENTS
 
 
 def time_bound(value: str, flag: str) -> str:
@@ -63,28 +64,46 @@ class HistoryQuery:
         conditions = [f"time > {time_bound(self.since, '--since')}"]
         if self.until is not None:
             conditions.append(f"time <= {time_bound(self.until, '--until')}")
-        tags = {"site": self.site, "room": self.room}
-        if self.metric is not None:  # the readings of that metric
+        for tag, value in {"site": self.site, "room": self.room}.items():
+            if value is not None:
+                conditions.append(f"\"{tag}\" = '{validate_id(value, tag)}'")
+        if self.metric is not None:  # the readings that have that metric
             if self.type is not None:
                 raise InvalidInput("--type and --metric do not go together: --metric queries readings")
             if not METRIC_NAME_PATTERN.fullmatch(self.metric):
                 raise InvalidInput(f"--metric {self.metric!r}: expected a metric name such as temperature")
-            tags.update(device=self.subject, metric=self.metric)
-            measurement, columns = READINGS, READING_COLUMNS
+            if self.subject is not None:
+                conditions.append(f"\"device\" = '{validate_id(self.subject, 'subject')}'")
+            conditions.append(f"\"{UNIT_TAG}{self.metric}\" != ''")  # the points that have the metric
+            selected = ", ".join(f'"{name}"' for name in (self.metric, UNIT_TAG + self.metric, *READING_TAGS, "id"))
+            sources = f'"{READINGS}"'
         else:
-            tags.update(subject=self.subject, type=validate_event_type(self.type) if self.type else None)
-            measurement, columns = EVENTS, ENVELOPE_COLUMNS
-        for tag, value in tags.items():
-            if value is not None:
-                safe = value if tag in ("type", "metric") else validate_id(value, tag)
-                conditions.append(f"\"{tag}\" = '{safe}'")
-        selected = ", ".join(f'"{name}"' for name in columns)
-        # The newest `limit` rows; the caller puts them back in time order.
-        return (f'SELECT {selected} FROM "{measurement}" WHERE {" AND ".join(conditions)} '
-                f"ORDER BY time DESC LIMIT {self.limit}")
+            if self.subject is not None:
+                conditions.append(subject_condition(self.subject))
+            if self.type is not None:
+                conditions.append(f"\"type\" = '{validate_event_type(self.type)}'")
+            selected, sources = "*", event_sources([self.type] if self.type else None)
+        # The newest `limit` rows of each measurement; rows() puts them back in time order.
+        where = " AND ".join(conditions)
+        return f"SELECT {selected} FROM {sources} WHERE {where} ORDER BY time DESC LIMIT {self.limit}"
 
     def rows(self, series: Iterable[dict]) -> list[dict]:
-        return rows_to_readings(series) if self.readings else rows_to_events(series)
+        if self.metric is not None:
+            return rows_to_readings(series, self.metric)
+        return rows_to_events(series)[-self.limit:]
+
+
+def event_sources(types: Iterable[str] | None) -> str:
+    """The measurements that hold events of these types (of any type: None)."""
+    if types is not None and READING_TYPE not in types:
+        return f'"{EVENTS}"'
+    return f'"{EVENTS}", "{READINGS}"'
+
+
+def subject_condition(subject: str) -> str:
+    """Events about `subject`: tagged `subject` in EVENTS, `device` in READINGS."""
+    safe = validate_id(subject, "subject")
+    return f"(\"subject\" = '{safe}' OR \"device\" = '{safe}')"
 
 
 def _rows(series: Iterable[dict]) -> Iterable[dict]:
@@ -94,31 +113,55 @@ def _rows(series: Iterable[dict]) -> Iterable[dict]:
 
 
 def rows_to_events(series: Iterable[dict]) -> list[dict]:
-    """Rebuild CloudEvents (as JSON-ready dicts) from the `events` series of a query answer."""
+    """Rebuild CloudEvents (as JSON-ready dicts) from the `events` and `readings` series of a query answer."""
     events = []
-    for row in _rows(series):
-        event = {
-            "specversion": "1.0",
-            "id": row["id"],
-            "source": row["source"],
-            "type": row["type"],
-            "subject": row["subject"],
-            "time": rfc3339(row["time"]),
-            "correlationid": row["correlationid"],
-        }
-        if row.get("causationid"):
-            event["causationid"] = row["causationid"]
-        if row.get("sequence") is not None:
-            event["sequence"] = row["sequence"]
-        if row.get("emittedtime") is not None:
-            event["emittedtime"] = rfc3339(row["emittedtime"])
-        event["data"] = json.loads(row["data"])
-        events.append(event)
+    for one in series:
+        rebuild = _reading_event if one.get("name") == READINGS else _event
+        events += [rebuild(row) for row in _rows([one])]
     return sorted(events, key=lambda event: event["time"])
 
 
-def rows_to_readings(series: Iterable[dict]) -> list[dict]:
-    readings = [{"time": rfc3339(row["time"]), **{c: row.get(c) for c in READING_COLUMNS}} for row in _rows(series)]
+def _envelope(row: dict, subject: str) -> dict:
+    event = {
+        "specversion": "1.0",
+        "id": row["id"],
+        "source": row["source"],
+        "type": row["type"],
+        "subject": subject,
+        "time": rfc3339(row["time"]),
+        "correlationid": row.get("correlationid") or row["id"],  # a stored reading omits its own id
+    }
+    if row.get("causationid"):
+        event["causationid"] = row["causationid"]
+    if row.get("sequence") is not None:
+        event["sequence"] = row["sequence"]
+    if row.get("emittedtime") is not None:
+        event["emittedtime"] = rfc3339(row["emittedtime"])
+    return event
+
+
+def _event(row: dict) -> dict:
+    return {**_envelope(row, row["subject"]), "data": json.loads(row["data"])}
+
+
+def _reading_event(row: dict) -> dict:
+    data = {"site": row.get("site"), "room": row.get("room"), "kind": row.get("kind"),
+            "measurements": [{"name": name, "unit": unit, "value": value}
+                             for name, unit, value in reading_measurements(row)]}
+    return {**_envelope(row, row["device"]), "data": data}
+
+
+def reading_measurements(row: dict) -> list[tuple[str, str, float]]:
+    """(name, unit, value) of each measurement in a stored reading's row: the fields that have a unit tag."""
+    return [(column[len(UNIT_TAG):], unit, row[column[len(UNIT_TAG):]]) for column, unit in row.items()
+            if column.startswith(UNIT_TAG) and unit and row.get(column[len(UNIT_TAG):]) is not None]
+
+
+def rows_to_readings(series: Iterable[dict], metric: str) -> list[dict]:
+    """One metric's stored readings from the `readings` series of a query answer, oldest first."""
+    readings = [{"time": rfc3339(row["time"]), "device": row["device"], "metric": metric, "value": row[metric],
+                 "unit": row[UNIT_TAG + metric], "site": row.get("site"), "room": row.get("room"),
+                 "kind": row.get("kind"), "event_id": row["id"]} for row in _rows(series)]
     return sorted(readings, key=lambda reading: reading["time"])
 
 
@@ -187,34 +230,33 @@ def validate_event_id(value: str) -> str:
 def trace_query(correlation_id: str, since: str = "7d", limit: int | None = None) -> str:
     """The events of one chain; with `limit`, its first `limit` events."""
     validate_event_id(correlation_id)
-    columns = ", ".join(f'"{name}"' for name in ENVELOPE_COLUMNS)
     bounded = f" LIMIT {int(limit)}" if limit is not None else ""
-    return (f'SELECT {columns} FROM "{EVENTS}" WHERE time > {time_bound(since, "--since")} '
-            f"AND \"correlationid\" = '{correlation_id}'{bounded}")
+    # A stored reading has no correlation id field when it is its own: the root is found by its id.
+    return (f'SELECT * FROM {event_sources(None)} WHERE time > {time_bound(since, "--since")} '
+            f"AND (\"correlationid\" = '{correlation_id}' OR \"id\" = '{correlation_id}'){bounded}")
 
 
 def event_query(event_id: str, since: str = "7d", limit: int = 1000) -> str:
     """The event with this id, and the events of the chain it is the correlation id of."""
     validate_event_id(event_id)
-    columns = ", ".join(f'"{name}"' for name in ENVELOPE_COLUMNS)
-    return (f'SELECT {columns} FROM "{EVENTS}" WHERE time > {time_bound(since, "since")} '
+    return (f'SELECT * FROM {event_sources(None)} WHERE time > {time_bound(since, "since")} '
             f"AND (\"id\" = '{event_id}' OR \"correlationid\" = '{event_id}') LIMIT {int(limit)}")
 
 
 def events_about_query(subject: str, types: Iterable[str], since: str, limit: int) -> str:
-    """The newest `limit` events of these types about one subject."""
-    validate_id(subject, "subject")
+    """The newest `limit` events of each measurement of these types about one subject (oldest first
+    once through rows_to_events: the newest is the last)."""
+    types = list(types)
     alternatives = " OR ".join(f"\"type\" = '{validate_event_type(t)}'" for t in types)
-    columns = ", ".join(f'"{name}"' for name in ENVELOPE_COLUMNS)
-    return (f'SELECT {columns} FROM "{EVENTS}" WHERE time > {time_bound(since, "since")} '
-            f"AND \"subject\" = '{subject}' AND ({alternatives}) ORDER BY time DESC LIMIT {int(limit)}")
+    return (f'SELECT * FROM {event_sources(types)} WHERE time > {time_bound(since, "since")} '
+            f"AND {subject_condition(subject)} AND ({alternatives}) ORDER BY time DESC LIMIT {int(limit)}")
 
 
-def device_readings_query(device: str, since: str, limit_per_metric: int) -> str:
-    """A device's newest readings, at most `limit_per_metric` of each metric (one series per metric)."""
+def device_readings_query(device: str, since: str, limit: int) -> str:
+    """A device's newest `limit` stored readings, newest first (each with every metric it measured)."""
     validate_id(device)
-    return (f'SELECT "value", "unit" FROM "{READINGS}" WHERE time > {time_bound(since, "since")} '
-            f"AND \"device\" = '{device}' GROUP BY \"metric\" ORDER BY time DESC LIMIT {int(limit_per_metric)}")
+    return (f'SELECT * FROM "{READINGS}" WHERE time > {time_bound(since, "since")} '
+            f"AND \"device\" = '{device}' ORDER BY time DESC LIMIT {int(limit)}")
 
 
 def format_trace(events: list[dict]) -> str:

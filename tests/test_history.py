@@ -6,8 +6,10 @@ from gateway.history import HistoryQuery, format_rows, format_trace, rows_to_eve
 
 def test_query_filters_by_subject_type_and_time():
     statement = HistoryQuery(subject="temp-1", type="alert.raised.v1", since="2h").influxql()
-    assert ("FROM \"events\" WHERE time > now() - 2h AND \"subject\" = 'temp-1' "
+    assert ("FROM \"events\" WHERE time > now() - 2h AND (\"subject\" = 'temp-1' OR \"device\" = 'temp-1') "
             "AND \"type\" = 'alert.raised.v1'") in statement
+    assert 'FROM "events", "readings" WHERE' in HistoryQuery(type="reading.v1").influxql()
+    assert 'FROM "events", "readings" WHERE' in HistoryQuery().influxql()
     assert statement.endswith("ORDER BY time DESC LIMIT 1000")  # the newest 1000, printed oldest first
 
 
@@ -48,8 +50,9 @@ def test_metric_queries_readings_by_device_site_and_room():
     statement = HistoryQuery(metric="temperature", site="hq", room="lab", subject="lab-temperature-1",
                              since="2026-01-01T00:00:00Z", until="1h").influxql()
     assert 'FROM "readings" WHERE time > \'2026-01-01T00:00:00Z\' AND time <= now() - 1h' in statement
+    assert statement.startswith('SELECT "temperature", "unit.temperature", ')
     for condition in ("\"site\" = 'hq'", "\"room\" = 'lab'", "\"device\" = 'lab-temperature-1'",
-                      "\"metric\" = 'temperature'"):
+                      "\"unit.temperature\" != ''"):
         assert condition in statement
 
 
@@ -93,3 +96,18 @@ def test_a_type_known_only_from_its_announcement_filters_prints_and_traces_like_
     assert table[2].split()[1:4] == ["x.happened.v1", "d-1", '{"count":3,"note":"door']
     tree = format_trace(events).splitlines()
     assert tree[1].startswith("└─ +0.0 ms  x.happened.v1  d-1  (service/somesvc)  {\"count\":3,")
+
+
+def test_a_stored_reading_becomes_its_event_again():
+    series = [{"name": "readings",
+               "columns": ["time", "device", "source", "type", "site", "id", "sequence", "temperature",
+                           "unit.temperature", "humidity", "unit.humidity", "co2", "unit.co2"],
+               "values": [[1_795_000_000_123_456_789, "t-1", "device/t-1", "reading.v1", "hq", "R", 7, 21.5, "Cel",
+                           None, None, 400.0, "ppm"]]}]
+    [event] = rows_to_events(series)
+    assert (event["id"], event["correlationid"], event["subject"], event["sequence"]) == ("R", "R", "t-1", 7)
+    assert "causationid" not in event
+    assert event["data"] == {"site": "hq", "room": None, "kind": None, "measurements": [
+        {"name": "temperature", "unit": "Cel", "value": 21.5}, {"name": "co2", "unit": "ppm", "value": 400.0}]}
+    [reading] = HistoryQuery(metric="co2").rows(series)
+    assert (reading["device"], reading["value"], reading["unit"], reading["event_id"]) == ("t-1", 400.0, "ppm", "R")

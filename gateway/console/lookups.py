@@ -15,6 +15,7 @@ from ..history import (
     device_readings_query,
     event_query,
     events_about_query,
+    reading_measurements,
     rows_to_events,
     trace_query,
 )
@@ -59,7 +60,7 @@ class HistoryLookups:
         events = rows_to_events(await self._query(
             events_about_query(device, ALERT_TYPES + AVAILABILITY_TYPES, since, MAX_DEVICE_EVENTS)))
         latest = rows_to_events(await self._query(events_about_query(device, STATE_TYPES, STATE_SINCE, 1)))
-        state = latest[0] if latest else None
+        state = latest[-1] if latest else None  # the newest of each measurement's newest
         return {
             "device": device,
             "readings": readings,
@@ -79,19 +80,14 @@ class HistoryLookups:
 
 
 def _readings(series: list[dict]) -> tuple[dict[str, dict[str, Any]], bool]:
-    """Each metric's points, oldest first, as [unix ms, value]; whether any metric had more than MAX_POINTS."""
+    """Each metric's points, oldest first, as [unix ms, value]; whether there were more than MAX_POINTS readings."""
+    rows = [dict(zip(one["columns"], values, strict=True)) for one in series for values in one["values"]]
+    truncated, rows = len(rows) > MAX_POINTS, rows[:MAX_POINTS]  # newest first
     readings: dict[str, dict[str, Any]] = {}
-    truncated = False
-    for one in series:
-        columns = one["columns"]
-        at, value, unit = columns.index("time"), columns.index("value"), columns.index("unit")
-        rows = one["values"]  # newest first
-        if len(rows) > MAX_POINTS:
-            truncated, rows = True, rows[:MAX_POINTS]
-        readings[one["tags"]["metric"]] = {
-            "unit": rows[0][unit] if rows else None,
-            "points": [[row[at] // 1_000_000, row[value]] for row in reversed(rows)],
-        }
+    for row in reversed(rows):
+        for name, unit, value in reading_measurements(row):
+            metric = readings.setdefault(name, {"unit": unit, "points": []})
+            metric["points"].append([row["time"] // 1_000_000, value])
     return readings, truncated
 
 

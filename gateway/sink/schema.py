@@ -1,12 +1,14 @@
 """How events are stored in InfluxDB. docs/sink.md, "Storage schema", documents this.
 
-- `events`: one point per event. Tags `type`, `subject`, `source`, and `site`, `room`
+- `readings`: one point per `reading.v1` event. Tags `device` (the subject), `type`, `source`,
+  `site`, `room`, `kind` when known, and `unit.NAME` for each measurement; fields `id`,
+  `correlationid` (only when it differs from `id`), `causationid`, `sequence`, `emittedtime`
+  (ns), and one float field per measurement, named after it. A reading whose measurement
+  names repeat or take one of those names is stored in `events` instead, like any other event.
+- `events`: one point per other event. Tags `type`, `subject`, `source`, and `site`, `room`
   when the event's data places it (for a type known only from its announced schema, when
-  they are valid ids); fields `id`,
-  `correlationid`, `causationid`, `sequence`, `emittedtime` (ns), `data` (the JSON of
-  the event's data).
-- `readings`: one point per measurement of a `reading.v1`. Tags `device`, `metric`,
-  `unit`, and `site`, `room`, `kind` when known; fields `value` and `event_id`.
+  they are valid ids); fields `id`, `correlationid`, `causationid`, `sequence`,
+  `emittedtime` (ns), `data` (the JSON of the event's data).
 
 A point's identity in InfluxDB is measurement + tag set + timestamp, so the timestamp
 is the event time (microseconds) plus a sub-microsecond offset derived from the event
@@ -34,29 +36,52 @@ def timestamp_ns(event: Event) -> int:
     return nanoseconds(event.time) + zlib.crc32(event.id.encode()) % 1000
 
 
-def event_lines(event: Event) -> list[str]:
-    """The line-protocol lines that store one event."""
-    ts = timestamp_ns(event)
-    fields: dict[str, str | int] = {"id": event.id, "correlationid": event.correlationid}
+ENVELOPE_FIELDS = frozenset({"id", "correlationid", "causationid", "sequence", "emittedtime"})
+READING_TAGS = frozenset({"device", "type", "source", "site", "room", "kind"})
+UNIT_TAG = "unit."  # + the measurement's name: a metric name has no dot, so no tag or field can clash
+
+
+def _envelope_fields(event: Event, with_correlation: bool = True) -> dict[str, str | int]:
+    fields: dict[str, str | int] = {"id": event.id}
+    if with_correlation:
+        fields["correlationid"] = event.correlationid
     if event.causationid:
         fields["causationid"] = event.causationid
     if event.sequence is not None:
         fields["sequence"] = event.sequence
     if event.emittedtime is not None:
         fields["emittedtime"] = nanoseconds(event.emittedtime)
-    fields["data"] = event.data.model_dump_json()
-    data = event.data
+    return fields
+
+
+def _place(data: object) -> dict[str, str]:
     place = {"site": getattr(data, "site", None) or "", "room": getattr(data, "room", None) or ""}
     if isinstance(data, AnnouncedData):  # fields only its announced schema describes: tags only if ids
         place = {tag: value if isinstance(value, str) and ID_PATTERN.fullmatch(value) else ""
                  for tag, value in place.items()}
-    tags = {"type": event.type, "subject": event.subject, "source": event.source, **place}
-    lines = [encode_point(EVENTS, tags, fields, ts)]
-    if isinstance(data, ReadingV1):
-        location = {**place, "kind": data.kind or ""}
-        lines += [
-            encode_point(READINGS, {"device": event.subject, "metric": m.name, "unit": m.unit, **location},
-                         {"value": m.value, "event_id": event.id}, ts)
-            for m in data.measurements
-        ]
-    return lines
+    return place
+
+
+def storable_as_one_point(data: ReadingV1) -> bool:
+    names = [m.name for m in data.measurements]
+    return len(set(names)) == len(names) and not (set(names) & (ENVELOPE_FIELDS | READING_TAGS))
+
+
+def reading_line(event: Event[ReadingV1]) -> str:
+    """A reading event as one point: its measurements as fields, with the ids trace needs."""
+    data = event.data
+    tags = {"device": event.subject, "type": event.type, "source": event.source, **_place(data),
+            "kind": data.kind or "", **{UNIT_TAG + m.name: m.unit for m in data.measurements}}
+    fields: dict[str, str | int | float] = {
+        **_envelope_fields(event, with_correlation=event.correlationid != event.id),
+        **{m.name: m.value for m in data.measurements}}
+    return encode_point(READINGS, tags, fields, timestamp_ns(event))
+
+
+def event_lines(event: Event) -> list[str]:
+    """The line-protocol lines that store one event."""
+    if isinstance(event.data, ReadingV1) and storable_as_one_point(event.data):
+        return [reading_line(event)]
+    fields: dict[str, str | int] = {**_envelope_fields(event), "data": event.data.model_dump_json()}
+    tags = {"type": event.type, "subject": event.subject, "source": event.source, **_place(event.data)}
+    return [encode_point(EVENTS, tags, fields, timestamp_ns(event))]

@@ -7,18 +7,21 @@ from gateway.history import device_readings_query, event_query, events_about_que
 from gateway.settings import InfluxSettings
 
 
-def series(metric: str, count: int) -> dict:
-    rows = [[(1000 - n) * 1_000_000_000, float(n), "Cel"] for n in range(count)]  # newest first
-    return {"name": "readings", "tags": {"metric": metric}, "columns": ["time", "value", "unit"], "values": rows}
+def series(count: int) -> dict:
+    """`count` stored readings of a device, newest first; every other one also measured humidity."""
+    columns = ["time", "device", "id", "temperature", "unit.temperature", "humidity", "unit.humidity"]
+    rows = [[(1000 - n) * 1_000_000_000, "t-1", f"R{n}", float(n), "Cel", *((50.0, "%RH") if n % 2 else (None, None))]
+            for n in range(count)]
+    return {"name": "readings", "columns": columns, "values": rows}
 
 
-def test_readings_are_oldest_first_in_unix_ms_and_cut_to_the_newest_points(monkeypatch):
+def test_readings_are_oldest_first_in_unix_ms_by_metric_and_cut_to_the_newest_points(monkeypatch):
     monkeypatch.setattr(lookups, "MAX_POINTS", 3)
-    readings, truncated = _readings([series("temperature", 4), series("humidity", 2)])
+    readings, truncated = _readings([series(4)])
     assert truncated
     assert readings["temperature"] == {"unit": "Cel", "points": [[998_000, 2.0], [999_000, 1.0], [1_000_000, 0.0]]}
-    assert readings["humidity"]["points"] == [[999_000, 1.0], [1_000_000, 0.0]]
-    assert _readings([series("humidity", 3)])[1] is False
+    assert readings["humidity"] == {"unit": "%RH", "points": [[999_000, 50.0]]}
+    assert _readings([series(3)])[1] is False
 
 
 @pytest.mark.parametrize("query", [

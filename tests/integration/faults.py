@@ -76,9 +76,11 @@ class SteadyLoad:
 
 
 def stored_ids(stack, subject: str, key: str = "id") -> list[str]:
-    """The `key` field (id, or sequence) of every event stored for `subject`, one per point."""
+    """The `key` field (id, or sequence) of every event stored for `subject`, one per point (a reading is
+    one point in `readings`, tagged `device`; any other event one in `events`, tagged `subject`)."""
     rows = influx_query(stack.influxdb.url, "admin", stack.credentials.influx_admin_password,
-                        f"SELECT {key} FROM events WHERE subject = '{subject}' AND time > now() - 1h")
+                        f"SELECT {key} FROM events, readings WHERE (subject = '{subject}' OR device = '{subject}') "
+                        "AND time > now() - 1h")
     return [str(row[key]) for row in rows]
 
 

@@ -73,7 +73,7 @@ def test_memory_stays_flat_and_every_reading_is_stored(tmp_path, services, soak_
 
         def stored() -> int:
             rows = influx_query(stack.influxdb.url, "admin", stack.credentials.influx_admin_password,
-                                "SELECT COUNT(\"id\") FROM events WHERE type = 'reading.v1'")
+                                "SELECT COUNT(\"id\") FROM readings WHERE type = 'reading.v1'")
             return rows[0]["count"] if rows else 0
 
         wait_for(lambda: stored() == len(published), 60, f"{len(published)} readings stored")

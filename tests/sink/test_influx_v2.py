@@ -43,12 +43,12 @@ def test_readings_written_through_v2_are_stored_with_their_tags(victoria):
     v2_writer(victoria.url).write([line for event in events for line in event_lines(event)])
 
     def stored():
-        return export(victoria.url, f'readings_value{{device="{device}"}}')
+        return export(victoria.url, f'readings_temperature{{device="{device}"}}')
 
     [series] = wait_for(stored, 30, "the points in VictoriaMetrics")
     labels = series["metric"]
-    assert (labels["device"], labels["metric"], labels["unit"], labels["site"], labels["room"]) == (
-        device, "temperature", "Cel", "hq", "lab")
+    assert (labels["device"], labels["unit.temperature"], labels["site"], labels["room"]) == (
+        device, "Cel", "hq", "lab")
     assert sorted(series["values"]) == [20.0, 21.0, 22.0, 23.0, 24.0]
 
 

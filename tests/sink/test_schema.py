@@ -8,14 +8,28 @@ READING = ReadingV1(measurements=[Measurement(name="temperature", unit="Cel", va
                                   Measurement(name="battery", unit="%EL", value=90)])
 
 
-def test_a_reading_is_one_event_point_and_one_point_per_measurement():
+def test_a_reading_is_one_point_with_its_measurements_as_fields():
     event = new_event(READING, source="device/temp-1", subject="temp-1", time=T, sequence=9)
-    events_line, temperature, battery = event_lines(event)
-    assert events_line.startswith("events,source=device/temp-1,subject=temp-1,type=reading.v1 ")
-    assert f'id="{event.id}"' in events_line and "sequence=9i" in events_line
-    assert '"measurements":[{"name":"temperature"' in events_line.replace('\\"', '"')
-    assert temperature.startswith("readings,device=temp-1,metric=temperature,unit=Cel value=21.5,")
-    assert battery.startswith("readings,device=temp-1,metric=battery,unit=%EL value=90.0,")
+    [line] = event_lines(event)
+    assert line.startswith("readings,device=temp-1,source=device/temp-1,type=reading.v1,"
+                           "unit.battery=%EL,unit.temperature=Cel ")
+    assert f'id="{event.id}"' in line and "sequence=9i" in line
+    assert "temperature=21.5" in line and "battery=90.0" in line
+    assert "correlationid" not in line  # a root: its correlation id is its id
+
+
+def test_a_caused_reading_keeps_its_correlation_and_causation():
+    root = new_event(READING, source="device/temp-1", subject="temp-1", time=T)
+    [line] = event_lines(new_event(READING, source="reactor/calibrate", subject="temp-1", cause=root))
+    assert f'correlationid="{root.id}"' in line and f'causationid="{root.id}"' in line
+
+
+def test_a_reading_whose_names_cannot_be_fields_is_stored_as_an_event():
+    for names in (("temperature", "temperature"), ("temperature", "sequence"), ("room",)):
+        reading = ReadingV1(measurements=[Measurement(name=name, unit="Cel", value=1) for name in names])
+        [line] = event_lines(new_event(reading, source="device/temp-1", subject="temp-1", time=T))
+        assert line.startswith("events,source=device/temp-1,subject=temp-1,type=reading.v1 ")
+        assert '"measurements":[{"name":"' in line.replace('\\"', '"')
 
 
 def test_the_same_event_always_maps_to_the_same_lines():

@@ -28,8 +28,9 @@ def reading_message(subject: str, value: float, sequence: int | None = None) -> 
 
 
 def stored(stack, subject: str) -> list[dict]:
+    """The stored readings about `subject`: one point each in `readings`."""
     return influx_query(stack.influxdb.url, "admin", stack.credentials.influx_admin_password,
-                        f"SELECT * FROM events WHERE subject = '{subject}'")
+                        f"SELECT * FROM readings WHERE device = '{subject}'")
 
 
 class Harness:
@@ -81,9 +82,9 @@ async def test_the_same_event_stored_twice_is_one_point(stack):
     harness.deliver(message)
     await harness.sink.flush(asyncio.Event())
     assert [row["id"] for row in stored(stack, subject)] == [event_id]
-    readings = influx_query(stack.influxdb.url, "admin", stack.credentials.influx_admin_password,
-                            f"SELECT value FROM readings WHERE device = '{subject}'")
-    assert len(readings) == 1
+    events = influx_query(stack.influxdb.url, "admin", stack.credentials.influx_admin_password,
+                          f"SELECT * FROM events WHERE subject = '{subject}'")
+    assert events == []  # a reading is one point, in `readings` only
 
 
 async def test_a_point_influxdb_refuses_is_isolated_and_the_rest_is_stored(fresh_stack):
@@ -92,7 +93,7 @@ async def test_a_point_influxdb_refuses_is_isolated_and_the_rest_is_stored(fresh
     # (HTTP 400); the other events carry no sequence and are valid.
     conflicting = "conflict-" + uuid.uuid4().hex[:6]
     writer = InfluxV1(load_settings(fresh_stack.env("sink")).influx)
-    writer.write([f'events,subject={conflicting},type=reading.v1 sequence="text" {time.time_ns()}'])
+    writer.write([f'readings,device={conflicting},type=reading.v1 sequence="text" {time.time_ns()}'])
     harness = Harness(fresh_stack)
     good_ids = harness.deliver_readings(subject, 7)
     bad_message, bad_id = reading_message(conflicting, 99, sequence=5)
