@@ -13,14 +13,20 @@ offending entry.
     id = "hq"
     [[sites.rooms]]
     id = "lab"
-    devices = [{ kind = "temperature", count = 2, base = 24 }, { kind = "fan" }]
+    devices = [{ kind = "temperature", count = 2, base = 24 }, { kind = "fan" },
+               { kind = "fan", profile = "tasmota", native = "sonoff-lab" }]
+
+A group may name the device convention it speaks (`profile`, docs/devices.md) and, for one
+device, its own name in that convention (`native`: Zigbee2MQTT friendly_name, Tasmota topic,
+Shelly device id, Homie device id); without `native` a device's native name is its id.
 """
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -31,6 +37,10 @@ DEVICE_KINDS = ("temperature", "co2", "motion", "door", "power", "fan", "heater"
 ACTUATOR_KINDS = ("fan", "heater", "valve")
 Id = Annotated[str, Field(pattern=rf"^{ID_PATTERN.pattern}$")]
 Probability = Annotated[float, Field(ge=0, le=1)]
+PROFILE_NAMES = ("native", "zigbee2mqtt", "tasmota", "shelly", "homie")
+ProfileName = Literal["native", "zigbee2mqtt", "tasmota", "shelly", "homie"]
+ZIGBEE2MQTT_ACCOUNT = "zigbee2mqtt"  # one Zigbee2MQTT bridge client publishes for all its devices
+HOMIE_ID = re.compile(r"[a-z0-9][a-z0-9-]*")  # Homie 5, "Topic IDs": lowercase a-z, 0-9 and hyphens
 
 
 class Faults(BaseModel):
@@ -55,11 +65,22 @@ class DeviceGroup(BaseModel):
     count: int = Field(default=1, ge=1, le=100_000)
     interval: float | None = Field(default=None, gt=0)
     faults: Faults | None = None
+    profile: ProfileName = "native"
+    native: str | None = None
 
     @model_validator(mode="after")
     def _known_kind(self) -> DeviceGroup:
         if self.kind not in DEVICE_KINDS:
             raise ValueError(f"unknown device kind {self.kind!r}; known: {', '.join(DEVICE_KINDS)}")
+        return self
+
+    @model_validator(mode="after")
+    def _valid_native(self) -> DeviceGroup:
+        if self.native is None:
+            return self
+        if self.count != 1:
+            raise ValueError(f"native name {self.native[:64]!r} names one device: count must be 1")
+        check_native_name(self.profile, self.native)
         return self
 
     @property
@@ -90,6 +111,29 @@ class DeviceSpec:
     interval: float
     faults: Faults
     params: dict[str, Any] = field(default_factory=dict)
+    profile: str = "native"
+    native: str = ""  # the device's name in its convention; its id when not set
+
+    def __post_init__(self) -> None:
+        if not self.native:
+            object.__setattr__(self, "native", self.id)
+
+    @property
+    def account(self) -> str:
+        """The MQTT username this device connects with (one bridge account for all Zigbee2MQTT devices)."""
+        if self.profile == "native":
+            return self.id
+        return ZIGBEE2MQTT_ACCOUNT if self.profile == "zigbee2mqtt" else self.native
+
+
+def check_native_name(profile: str, native: str) -> str:
+    """`native` if it can be a topic level and a broker username in `profile`, else ValueError naming it."""
+    if not ID_PATTERN.fullmatch(native):
+        raise ValueError(f"native name {native[:64]!r} must be 1-64 letters, digits, '_' or '-' and start with "
+                         "a letter or digit (no '/', '+', '#' or spaces: it becomes a topic level and a username)")
+    if profile == "homie" and not HOMIE_ID.fullmatch(native):
+        raise ValueError(f"native name {native!r}: a Homie device id has only lowercase a-z, 0-9 and '-'")
+    return native
 
 
 class Fleet(BaseModel):
@@ -110,7 +154,26 @@ class Fleet(BaseModel):
             if spec.id in seen:
                 raise ValueError(f"device id {spec.id!r} occurs twice: room ids must be unique across sites")
             seen.add(spec.id)
+        self._unique_accounts()
         return self
+
+    def _unique_accounts(self) -> None:
+        natives: set[tuple[str, str]] = set()
+        owners: dict[str, str] = {}
+        for spec in self.devices():
+            check_native_name(spec.profile, spec.native)
+            if (spec.profile, spec.native) in natives:
+                raise ValueError(f"native name {spec.native!r} occurs twice in profile {spec.profile!r}")
+            natives.add((spec.profile, spec.native))
+            if spec.profile == "native" and spec.id == ZIGBEE2MQTT_ACCOUNT:
+                raise ValueError(f"device id {spec.id!r} is the Zigbee2MQTT bridge's account: rename the device")
+            owner = owners.setdefault(spec.account, spec.id)
+            if owner != spec.id and spec.profile != "zigbee2mqtt":
+                raise ValueError(f"device {spec.id!r} would connect as {spec.account!r}, the account of {owner!r}")
+
+    def accounts(self) -> list[str]:
+        """The distinct broker accounts of the fleet's devices (see DeviceSpec.account)."""
+        return sorted({spec.account for spec in self.devices()})
 
     def devices(self) -> list[DeviceSpec]:
         """Every device; ids are `{room}-{kind}-{n}`, numbered per room and kind."""
@@ -125,6 +188,7 @@ class Fleet(BaseModel):
                             id=f"{room.id}-{group.kind}-{numbers[group.kind]}", kind=group.kind, site=site.id,
                             room=room.id, interval=group.interval or self.interval,
                             faults=group.faults or self.faults, params=group.params,
+                            profile=group.profile, native=group.native or "",
                         ))
         return specs
 
@@ -162,6 +226,18 @@ class Registry:
 
     def __init__(self, fleet: Fleet | None) -> None:
         self._devices = {spec.id: spec for spec in fleet.devices()} if fleet else {}
+        self._natives = {(spec.profile, spec.native): spec for spec in self._devices.values()}
+
+    def by_native(self, profile: str, native: str) -> DeviceSpec | None:
+        """The device that `profile` calls `native`, if the fleet has it."""
+        return self._natives.get((profile, native))
+
+    def profiles(self) -> set[str]:
+        """The profiles the fleet's devices speak."""
+        return {spec.profile for spec in self._devices.values()}
+
+    def get(self, device_id: str) -> DeviceSpec | None:
+        return self._devices.get(device_id)
 
     def describe(self, device_id: str) -> dict[str, str]:
         """The device's site, room and kind, for the `Located` fields of its facts ({} if unknown)."""
