@@ -332,10 +332,10 @@ def cmd_secrets(args: argparse.Namespace, settings: Settings) -> int:
     # Not the fleet.file setting: the compose services set their own CHOREO_FLEET_FILE,
     # and the device password file must hold exactly the devices the compose fleet runs.
     fleet = args.fleet or str(COMPOSE_FLEET)
-    device_ids = [spec.id for spec in Fleet.load(fleet).devices()]
+    device_accounts = Fleet.load(fleet).accounts()  # a device's account: docs/devices.md
     compose_settings = settings.model_copy(update={"fleet": settings.fleet.model_copy(update={"file": fleet})})
     try:
-        paths = write_compose_secrets(Path(args.out), device_ids, declarations(compose_settings))
+        paths = write_compose_secrets(Path(args.out), device_accounts, declarations(compose_settings))
     except ChoreoError as exc:
         print(f"choreo secrets: {exc.message}", file=sys.stderr)
         return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_FAILED

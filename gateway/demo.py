@@ -67,7 +67,7 @@ class Demo:
         for server in ("mosquitto", "influxdb", "state"):  # a fresh history each run; credentials are kept
             shutil.rmtree(self.state_dir / server, ignore_errors=True)
         declared = declarations(self.settings)
-        with LocalStack(self.state_dir, self.device_ids, declared) as stack:
+        with LocalStack(self.state_dir, load_fleet(self.settings).accounts(), declared) as stack:
             env_file = stack.write_env_file("monitor")
             print(f"broker on 127.0.0.1: services {stack.broker.port}, devices {stack.broker.device_port} "
                   f"(TLS {stack.broker.tls_port}, CA {stack.broker.tls['ca.crt']}); InfluxDB on {stack.influxdb.url}")
