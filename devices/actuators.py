@@ -2,11 +2,21 @@
 addressed to them and report their new state, naming the request they answered."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.events import ActuationRequestedV1, Event
 
 from .base import SimulatedDevice
+
+
+class Wanted(Protocol):
+    """What is asked of an actuator: an actuation request's data, or a native command's change."""
+
+    @property
+    def state(self) -> str | None: ...
+
+    @property
+    def position(self) -> float | None: ...
 
 
 class _Actuator(SimulatedDevice):
@@ -26,7 +36,7 @@ class _Actuator(SimulatedDevice):
             return None
         return {**after, "request": request.id, "correlation": request.correlationid}
 
-    def change(self, data: ActuationRequestedV1) -> None:
+    def change(self, data: Wanted) -> None:
         raise NotImplementedError
 
 
@@ -42,7 +52,7 @@ class Relay(_Actuator):
     def state(self) -> dict[str, Any]:
         return {"state": "on" if self.on else "off"}
 
-    def change(self, data: ActuationRequestedV1) -> None:
+    def change(self, data: Wanted) -> None:
         if data.state is not None:
             self.on = data.state == "on"
 
@@ -57,7 +67,7 @@ class Valve(_Actuator):
     def state(self) -> dict[str, Any]:
         return {"position": self.position}
 
-    def change(self, data: ActuationRequestedV1) -> None:
+    def change(self, data: Wanted) -> None:
         if data.position is not None:
             self.position = data.position
         elif data.state is not None:

@@ -61,15 +61,26 @@ class SimulatedDevice:
         """An actuator's state, which it reports at every connect."""
         raise NotImplementedError
 
+    def change(self, data: Any) -> None:
+        """An actuator takes on the `state` or `position` asked of it (by a request or a native command)."""
+        raise NotImplementedError
+
     def telemetry(self, fields: dict[str, Any], now: datetime) -> dict[str, Any]:
         """The next payload: counter, device clock, the given fields and the battery where it applies."""
         self.sequence += 1
         payload: dict[str, Any] = {"seq": self.sequence, "ts": _rfc3339(now)}
         payload.update(fields)
-        if self.battery is not None:
-            self.battery = max(0.0, self.battery - 0.0005)
-            payload["battery"] = round(self.battery, 1)
+        battery = self.drain_battery()
+        if battery is not None:
+            payload["battery"] = battery
         return payload
+
+    def drain_battery(self) -> float | None:
+        """The battery level (percent) after one more message, or None for a mains-powered device."""
+        if self.battery is None:
+            return None
+        self.battery = max(0.0, self.battery - 0.0005)
+        return round(self.battery, 1)
 
 
 def _rfc3339(moment: datetime) -> str:

@@ -1,8 +1,11 @@
-"""The fleet runner: every simulated device is its own MQTT client with its own credentials.
+"""The fleet runner: every simulated device connects with its own credentials.
 
-Each device announces itself with a retained `online` on `devices/{id}/status` at every
+A native device announces itself with a retained `online` on `devices/{id}/status` at every
 (re)connect, leaves a retained `offline` as its last will, publishes telemetry at its
-interval with jitter, and (actuators) acts on requests addressed to it.
+interval with jitter, and (actuators) acts on requests addressed to it. A profile device
+(devices/profiles/) does the same in its convention's topics and payloads, and obeys the
+native commands the bridge service publishes; Zigbee2MQTT devices share one bridge client.
+Fault injection applies to native devices.
 """
 from __future__ import annotations
 
@@ -14,49 +17,27 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TextIO
 
-from gateway.credentials import device_password
-from gateway.errors import ConfigError, InvalidInput
+from gateway.errors import InvalidInput
 from gateway.events import ActuationRequestedV1, decode_event, utc_now
 from gateway.fleet import Fleet
 from gateway.settings import Settings
-from gateway.topics import event_topic, status_topic, telemetry_topic
-from gateway.transport import ClientConfig, Message, MqttTransport, Transport
+from gateway.topics import event_topic, telemetry_topic
+from gateway.transport import ClientConfig, Delivery, Message, MqttTransport, Transport
 
-from .base import SimulatedDevice
+from .clients import Client, client_config, fleet_clients
+from .commands import obey
 from .faults import FaultInjector
 from .kinds import KINDS
+from .member import Member
+from .profiles import speaker_for
 from .status import FleetStatus
 
 log = logging.getLogger(__name__)
 
-ONLINE = b"online"
-OFFLINE = b"offline"
 CONNECT_CONCURRENCY = 100
-
-
-@dataclass
-class Member:
-    """One device of the running fleet: its simulation, faults, schedule and (once connected) transport."""
-
-    device: SimulatedDevice
-    faults: FaultInjector
-    schedule: random.Random
-    due: float = 0.0  # seconds after the fleet started
-    _transport: Transport | None = field(default=None, init=False, repr=False)
-
-    @property
-    def transport(self) -> Transport:
-        """Its own MQTT client, which a FleetRunner attaches before connecting; a bare simulation has none."""
-        if self._transport is None:
-            raise RuntimeError(f"device {self.device.id} has no transport outside a FleetRunner")
-        return self._transport
-
-    def attach(self, transport: Transport) -> None:
-        self._transport = transport
 
 
 class SimulatedFleet:
@@ -69,7 +50,7 @@ class SimulatedFleet:
         for spec in fleet.devices():
             device_rng, fault_rng, schedule_rng = (random.Random(rng.getrandbits(64)) for _ in range(3))
             device = KINDS[spec.kind](spec, device_rng, fleet.day_length)
-            member = Member(device, FaultInjector(spec.faults, fault_rng), schedule_rng)
+            member = Member(device, FaultInjector(spec.faults, fault_rng), schedule_rng, speaker_for(device))
             member.due = schedule_rng.uniform(0, spec.interval)  # spread the fleet's first readings
             self.members.append(member)
 
@@ -78,20 +59,19 @@ class SimulatedFleet:
         fields = member.faults.sample(member.device.sample(member.due))
         now = utc_now() + timedelta(seconds=member.faults.skew_seconds)
         payloads = member.faults.payloads(member.device.telemetry(fields, now))
-        jitter = self.fleet.jitter
-        member.due += member.device.spec.interval * (1 + member.schedule.uniform(-jitter, jitter))
+        self._advance(member)
         return payloads
 
+    def readings(self, member: Member) -> list[Message]:
+        """What a profile sensor publishes at its due time, in its convention; advances its schedule."""
+        assert member.speaker is not None
+        messages = member.speaker.readings(member.device.sample(member.due), utc_now())
+        self._advance(member)
+        return messages
 
-def device_client_config(settings: Settings, device_id: str) -> ClientConfig:
-    if settings.devices.secret is None:
-        raise ConfigError("CHOREO_DEVICES_SECRET is not set: devices derive their broker passwords from it")
-    password = device_password(settings.devices.secret.get_secret_value(), device_id)
-    status = status_topic(device_id)
-    return ClientConfig.from_settings(
-        settings.mqtt, device_id, client_id=device_id, username=device_id, password=password, queue_size=100,
-        will=Message(status, OFFLINE, retain=True), birth=Message(status, ONLINE, retain=True),
-    )
+    def _advance(self, member: Member) -> None:
+        jitter = self.fleet.jitter
+        member.due += member.device.spec.interval * (1 + member.schedule.uniform(-jitter, jitter))
 
 
 class FleetRunner:
@@ -100,18 +80,22 @@ class FleetRunner:
                  status_stream: TextIO = sys.stderr) -> None:
         self.simulation = SimulatedFleet(fleet)
         self.members = self.simulation.members
-        configs = [device_client_config(settings, m.device.id) for m in self.members]  # fail before connecting
-        for member, config in zip(self.members, configs, strict=True):
-            member.attach(transport_factory(config))
+        self.clients = fleet_clients(self.members)
+        configs = [client_config(settings, client) for client in self.clients]  # fail before connecting
+        self.transports = [transport_factory(config) for config in configs]
+        for client, transport in zip(self.clients, self.transports, strict=True):
+            for member in client.members:
+                member.attach(transport)
         self.counts: Counter[str] = Counter()
         self.status = FleetStatus(status_stream)
 
     async def run(self, stop: asyncio.Event) -> None:
-        log.info("connecting %d devices", len(self.members))
+        log.info("connecting %d devices over %d clients", len(self.members), len(self.clients))
         await self._connect_all()
         started = time.monotonic()
         tasks = [asyncio.create_task(self._report_status(stop, started))]
-        tasks += [asyncio.create_task(self._actuate(m, stop)) for m in self.members if m.device.is_actuator]
+        tasks += [asyncio.create_task(self._actuate(client, stop))
+                  for client in self.clients if any(m.device.is_actuator for m in client.members)]
         try:
             await self._publish_on_schedule(stop, started)
         finally:
@@ -124,22 +108,45 @@ class FleetRunner:
     async def _connect_all(self) -> None:
         limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
-        async def connect(member: Member) -> None:
+        async def connect(client: Client) -> None:
+            transport = client.members[0].transport
             async with limit:
-                await member.transport.__aenter__()
-            if member.device.is_actuator:
-                await member.transport.subscribe(event_topic(ActuationRequestedV1.event_type, member.device.id))
-                self._send(member, [self._encode(member.device.telemetry(member.device.state(), utc_now()))])
+                await transport.__aenter__()
+            if client.profile == "native":
+                await self._start_native(client.members[0])
+            else:
+                await self._start_profile(client)
 
-        await asyncio.gather(*(connect(m) for m in self.members))
+        await asyncio.gather(*(connect(client) for client in self.clients))
+
+    async def _start_native(self, member: Member) -> None:
+        if member.device.is_actuator:
+            await member.transport.subscribe(event_topic(ActuationRequestedV1.event_type, member.device.id))
+            self._send(member, [self._encode(member.device.telemetry(member.device.state(), utc_now()))])
+
+    async def _start_profile(self, client: Client) -> None:
+        """Subscribe to the native commands, then announce the devices and report the actuators' state."""
+        transport = client.members[0].transport
+        commands = client.commands()
+        if commands:
+            await transport.subscribe(*commands)
+        speakers = [m.speaker for m in client.members if m.speaker]
+        messages = type(speakers[0]).client_announcements(speakers)
+        for member in client.members:
+            assert member.speaker is not None
+            messages += member.speaker.announcements()
+            if member.device.is_actuator:
+                messages += member.speaker.state_report(member.device.state(), utc_now())
+        self._publish(transport, messages)
 
     async def _disconnect_all(self) -> None:
-        async def disconnect(member: Member) -> None:
-            if member.transport.is_connected:
-                member.transport.publish(Message(status_topic(member.device.id), OFFLINE, retain=True))
-            await member.transport.__aexit__(None, None, None)
+        async def disconnect(client: Client) -> None:
+            transport = client.members[0].transport
+            if transport.is_connected:
+                self._publish(transport, client.goodbye(), count=False)
+            await transport.__aexit__(None, None, None)
 
-        await asyncio.gather(*(disconnect(m) for m in self.members), return_exceptions=True)
+        await asyncio.gather(*(disconnect(client) for client in self.clients), return_exceptions=True)
 
     async def _publish_on_schedule(self, stop: asyncio.Event, started: float) -> None:
         sensors = [m for m in self.members if not m.device.is_actuator]
@@ -161,6 +168,13 @@ class FleetRunner:
             await stop.wait()
 
     def _tick(self, member: Member) -> None:
+        if member.speaker is not None:
+            messages = self.simulation.readings(member)
+            if member.transport.is_connected:
+                self._publish(member.transport, messages)
+            else:
+                self.counts["skipped_offline"] += 1
+            return
         payloads = self.simulation.telemetry(member)
         if not member.transport.is_connected:
             self.counts["skipped_offline"] += 1
@@ -176,34 +190,53 @@ class FleetRunner:
             member.transport.publish(Message(topic, payload))
         self.counts["published"] += len(payloads)
 
+    def _publish(self, transport: Transport, messages: list[Message], count: bool = True) -> None:
+        for message in messages:
+            transport.publish(message)
+        if count:
+            self.counts["published"] += len(messages)
+
     @staticmethod
     def _encode(payload: dict) -> bytes:
         return json.dumps(payload, separators=(",", ":")).encode()
 
-    async def _actuate(self, member: Member, stop: asyncio.Event) -> None:
+    async def _actuate(self, client: Client, stop: asyncio.Event) -> None:
+        transport = client.members[0].transport
+        commands = client.commands()
         while not stop.is_set():
-            delivery = await member.transport.receive(timeout=0.5)
+            delivery = await transport.receive(timeout=0.5)
             if delivery is None:
                 continue
-            try:
-                fields = member.device.apply(decode_event(delivery.message.payload, topic=delivery.message.topic))
-            except InvalidInput as exc:
+            if client.profile == "native":
+                self._request(client.members[0], delivery)
+            elif (member := commands.get(delivery.message.topic)) is not None:
+                self._publish(transport, obey(member, delivery.message, self.counts))
+            else:
                 self.counts["bad_requests"] += 1
-                log.warning("%s ignored a request: %s", member.device.id, exc.message)
-                fields = None
-            if fields:
-                self.counts["actuations"] += 1
-                self._send(member, [self._encode(member.device.telemetry(fields, utc_now()))])
+                log.warning("%s heard a message on %s it did not subscribe to", client.account,
+                            delivery.message.topic)
             delivery.ack()
+
+    def _request(self, member: Member, delivery: Delivery) -> None:
+        """A native actuator acts on an actuation request addressed to it and reports, naming the request."""
+        try:
+            fields = member.device.apply(decode_event(delivery.message.payload, topic=delivery.message.topic))
+        except InvalidInput as exc:
+            self.counts["bad_requests"] += 1
+            log.warning("%s ignored a request: %s", member.device.id, exc.message)
+            fields = None
+        if fields:
+            self.counts["actuations"] += 1
+            self._send(member, [self._encode(member.device.telemetry(fields, utc_now()))])
 
     def snapshot(self) -> dict:
         faults: Counter[str] = Counter()
         for member in self.members:
             faults.update(member.faults.counts)
-        transports = [m.transport for m in self.members]
+        transports = self.transports
         return {
             "devices": len(self.members),
-            "connected": sum(t.is_connected for t in transports),
+            "connected": sum(m.transport.is_connected for m in self.members),
             "published": self.counts["published"],
             "errors": sum(t.stats.publish_failures for t in transports) + self.counts["bad_requests"],
             "reconnects": sum(t.stats.reconnects for t in transports),
