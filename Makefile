@@ -3,6 +3,8 @@ VENV    := .venv
 PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 DURATION ?=
+# `choreo contract check` refuses a breaking change to a recorded event type (docs/evolving-events.md).
+CONTRACT_ARGS ?=
 # What ruff checks; mypy's files are listed in pyproject.toml.
 LINTED  := gateway devices reactors tests bench examples
 
@@ -12,6 +14,7 @@ demo: setup
 	$(VENV)/bin/choreo demo $(if $(DURATION),--duration $(DURATION))
 
 test: setup
+	$(VENV)/bin/choreo contract check $(CONTRACT_ARGS)
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

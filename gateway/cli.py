@@ -99,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument("--token-file", help="file holding the token that requests must present "
                          "(default: CHOREO_CONSOLE_TOKEN)")
 
+    contract = commands.add_parser("contract", help="the recorded JSON Schema of every emitted event type")
+    contract_commands = contract.add_subparsers(dest="contract_command", required=True, metavar="COMMAND")
+    check = contract_commands.add_parser("check", help="refuse a breaking change to a recorded event type "
+                                         "(docs/evolving-events.md)")
+    check.add_argument("--update", action="store_true",
+                       help="record new types and compatible changes (a breaking change is never recorded)")
+    check.add_argument("--dir", help="the recorded schemas (default: contract/schemas in the repository)")
+
     demo = commands.add_parser("demo", help="start a broker and InfluxDB and run the whole choreography")
     demo.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     demo.add_argument("--state-dir", default=".choreo/demo", help="where the demo keeps its servers' state")
@@ -433,6 +441,26 @@ def cmd_console(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_FAILED
 
 
+def cmd_contract(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 0 only if no recorded type changed incompatibly and every emitted type is recorded."""
+    from .contract import SCHEMA_DIR, check, code_schemas, recorded_schemas, update
+
+    directory = Path(args.dir) if args.dir else SCHEMA_DIR
+    current = code_schemas(settings)
+    if args.update:
+        for path in update(current, directory)[1]:
+            print(f"recorded {path}")
+    verdict = check(current, recorded_schemas(directory))
+    for line in verdict.lines():
+        print(line, file=sys.stdout if verdict.passed else sys.stderr)
+    if not verdict.passed:
+        print(f"choreo contract check: {len(verdict.breaking)} type(s) changed incompatibly, "
+              f"{len(verdict.unrecorded)} not recorded", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"choreo contract check: {len(current)} types compatible with {directory}")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from .demo import run_demo
 
@@ -453,6 +481,7 @@ COMMANDS = {
     "asyncapi": cmd_asyncapi,
     "console": cmd_console,
     "demo": cmd_demo,
+    "contract": cmd_contract,
 }
 
 if __name__ == "__main__":

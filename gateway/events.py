@@ -144,6 +144,27 @@ class AlertRaisedV1(_Alert):
     above_seconds: float = Field(ge=0)
 
 
+Severity = Literal["info", "warning", "critical"]
+
+
+class AlertRaisedV2(_Alert):
+    """alert.raised.v1 plus how serious the alert is and the rule that raised it (docs/evolving-events.md)."""
+
+    event_type: ClassVar[str] = "alert.raised.v2"
+    above_seconds: float = Field(ge=0)
+    severity: Severity
+    rule: str = Field(min_length=1, max_length=256, description="the rule that raised it, e.g. temperature > 28 for 3s")
+
+    @classmethod
+    def from_v1(cls, old: AlertRaisedV1) -> AlertRaisedV2:
+        """The upcaster: v1 said neither, so a `warning` raised by the rule named like the alert."""
+        return cls(**old.model_dump(), severity="warning", rule=old.alert)
+
+    def to_v1(self) -> AlertRaisedV1:
+        """The downcaster, for a producer's migration window: the same alert without what v1 lacks."""
+        return AlertRaisedV1(**self.model_dump(exclude={"severity", "rule"}))
+
+
 class AlertClearedV1(_Alert):
     event_type: ClassVar[str] = "alert.cleared.v1"
 
@@ -242,7 +263,7 @@ class AnnouncedData(EventData):
 
 BUILT_IN_TYPES: Mapping[str, type[EventData]] = MappingProxyType({
     model.event_type: model
-    for model in (ReadingV1, AlertRaisedV1, AlertClearedV1, ActuationRequestedV1, ActuatorChangedV1,
+    for model in (ReadingV1, AlertRaisedV1, AlertRaisedV2, AlertClearedV1, ActuationRequestedV1, ActuatorChangedV1,
                   DeviceOnlineV1, DeviceOfflineV1, DeviceThrottledV1, EnergyMeasuredV1, EventRejectedV1)
 })
 # The types this process knows in code: the built-ins and those registered (a plugin's new facts).

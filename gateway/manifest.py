@@ -34,6 +34,8 @@ class ServiceSpec:
     emits: tuple[str, ...]
     version: str = VERSION
     partition: str | None = None  # e.g. "0-of-2" when instances split the subjects
+    # consumed older versions -> the version its handler receives them as (gateway/upcast.py)
+    upcasts: tuple[tuple[str, str], ...] = ()
 
     @property
     def topic(self) -> str:
@@ -70,6 +72,7 @@ class Manifest:
             "consumes": list(self.spec.consumes),
             "emits": list(self.spec.emits),
             "reads": list(self.spec.reads),
+            "upcasts": dict(self.spec.upcasts),
             "version": self.spec.version,
             "instance": self.instance,
         }
@@ -85,7 +88,14 @@ class Manifest:
             document = json.loads(payload)
             spec = ServiceSpec(name=document["name"], partition=document.get("partition"),
                                reads=tuple(document.get("reads", [])), consumes=tuple(document.get("consumes", [])),
-                               emits=tuple(document.get("emits", [])), version=str(document.get("version", "")))
+                               emits=tuple(document.get("emits", [])), version=str(document.get("version", "")),
+                               upcasts=_upcasts(document.get("upcasts", {})))
             return cls(spec, document["status"], document.get("instance", ""))
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a service manifest: {exc!r}") from None
+
+
+def _upcasts(document: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(document, dict):
+        raise TypeError("upcasts: expected an object mapping an older type to the version it is handled as")
+    return tuple(sorted((str(older), str(newer)) for older, newer in document.items()))

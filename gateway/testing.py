@@ -106,14 +106,14 @@ class BrokerReactorHarness(ReactorHarness):
 
     async def _observed(self, facts: list[Event]) -> list[Event]:
         """The facts as another client received them from the broker, in publish order."""
-        wanted = {fact.id for fact in facts}
-        seen: dict[str, Event] = {}
+        wanted = {(fact.id, fact.type) for fact in facts}  # a fact in two versions shares one id
+        seen: dict[tuple[str, str], Event] = {}
         while wanted - set(seen):
             delivery = await self.observer.receive(timeout=10)
             if delivery is None:
                 raise AssertionError(f"facts never reached the broker: {sorted(wanted - set(seen))}")
             delivery.ack()
             event = decode_event(delivery.message.payload)
-            if event.id in wanted:
-                seen[event.id] = event
-        return [seen[fact.id] for fact in facts]
+            if (event.id, event.type) in wanted:
+                seen[event.id, event.type] = event
+        return [seen[fact.id, fact.type] for fact in facts]

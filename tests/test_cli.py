@@ -18,7 +18,7 @@ def test_choreo_reactors_lists_each_installed_reactor_with_what_it_consumes_and_
     assert sorted(listed) == reactor_names()
     assert listed["climate"] == {
         "name": "climate", "description": "runs a room's fans while a sensor there is too warm",
-        "consumes": ["alert.raised.v1", "alert.cleared.v1"], "emits": ["actuation.requested.v1"],
+        "consumes": ["alert.raised.v2", "alert.cleared.v1", "alert.raised.v1"], "emits": ["actuation.requested.v1"],
         "entry_point": "reactors.climate:build"}
 
 

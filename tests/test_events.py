@@ -11,6 +11,7 @@ from gateway.events import (
     ActuatorChangedV1,
     AlertClearedV1,
     AlertRaisedV1,
+    AlertRaisedV2,
     DeviceOfflineV1,
     DeviceOnlineV1,
     DeviceThrottledV1,
@@ -31,6 +32,8 @@ READING = ReadingV1(measurements=[Measurement(name="temperature", unit="Cel", va
 SAMPLES = [
     READING,
     AlertRaisedV1(alert="temperature.high", metric="temperature", value=29.0, limit=28.0, unit="Cel", above_seconds=3),
+    AlertRaisedV2(alert="temperature.high", metric="temperature", value=29.0, limit=28.0, unit="Cel", above_seconds=3,
+                  severity="critical", rule="temperature > 28 for 3s"),
     AlertClearedV1(alert="temperature.high", metric="temperature", value=26.0, limit=27.0, unit="Cel"),
     ActuationRequestedV1(state="on", reason="temperature.high in lab"),
     ActuatorChangedV1(position=40, room="lab"),

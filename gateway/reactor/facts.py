@@ -35,11 +35,13 @@ class FactMaker:
         facts = []
         for index, emission in enumerate(emissions):
             about, data = emission if isinstance(emission, tuple) else (subject, emission)
-            if data.event_type not in self.reactor.emits:
+            if data.event_type not in self.reactor.emits and data.event_type not in self.reactor.versions:
                 raise TypeError(f"{self.reactor.name} emitted {data.event_type}, which it does not declare")
             event_id = derived_event_id(at, f"{self.reactor.name}|{seed}|{index}".encode())
-            facts.append(new_event(data, source=self.source, subject=about, time=at, sequence=self.next_sequence(),
-                                   caused_by=cause, event_id=event_id))
+            sequence = self.next_sequence()
+            # one fact in each version it goes out as: the same id and sequence, so consumers of both handle it once
+            facts += [new_event(version, source=self.source, subject=about, time=at, sequence=sequence,
+                                caused_by=cause, event_id=event_id) for version in self.reactor.outgoing(data)]
         for fact in facts:
             self.counts[f"emitted:{fact.type}"] += 1
         return facts

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from ..events import Event, EventData, EventRejectedV1, register_event_type
 from ..manifest import ServiceSpec
 from ..topics import event_filter, validate_id
+from ..upcast import can_downcast, downcast_data, older_versions
 
 if TYPE_CHECKING:
     from .context import Context
@@ -43,10 +44,19 @@ class Reactor:
         self.timer_handlers: dict[str, TimerHandler] = {}
         self.emits: set[str] = set()
         self.emitted_models: dict[str, type[EventData]] = {}  # each emitted type's model: its announced schema
+        self.upcasts: dict[str, str] = {}  # an older version -> the version of the handler that receives it
+        self.versions: dict[str, tuple[type[EventData], ...]] = {}  # a returned type -> the versions it goes out as
 
     @property
     def consumes(self) -> tuple[str, ...]:
-        return tuple(self.handlers)
+        return (*self.handlers, *(t for t in self.upcasts if t not in self.handlers))
+
+    def route(self, event_type: str) -> tuple[Handler[Any], str] | None:
+        """The handler of an event of this type, and the version it expects (an older one is upcast)."""
+        if event_type in self.handlers:
+            return self.handlers[event_type], event_type
+        target = self.upcasts.get(event_type)
+        return (self.handlers[target], target) if target is not None else None
 
     @overload
     def on(self, data_type: type[D], /, *,
@@ -64,6 +74,8 @@ class Reactor:
                 if event_type in self.handlers:
                     raise ValueError(f"{self.name} already handles {event_type}")
                 self.handlers[event_type] = handler
+                for older in older_versions(event_type):  # older facts reach it upcast, unless handled apart
+                    self.upcasts.setdefault(older, event_type)
             self._declare(emits)
             return handler
         return register
@@ -76,9 +88,30 @@ class Reactor:
             return handler
         return register
 
+    def emit_versions(self, data_type: type[EventData], versions: Iterable[type[EventData]]) -> None:
+        """What handlers return as `data_type` goes out as each of `versions`, the older ones derived by
+        the registered downcasters: one fact, one id, in several versions (a producer's migration window)."""
+        returned, chosen = _known(data_type), tuple(versions)
+        for version in chosen:
+            if not can_downcast(returned, _known(version)):
+                raise ValueError(f"{self.name}: no downcaster from {returned} to {version.event_type}")
+        self.versions[returned] = chosen
+        self.emits.discard(returned)
+        self.emitted_models.pop(returned, None)
+        self._declare(chosen)
+
+    def outgoing(self, data: EventData) -> list[EventData]:
+        """`data` in each version it goes out as."""
+        versions = self.versions.get(data.event_type)
+        if versions is None:
+            return [data]
+        return [data if version is type(data) else downcast_data(data, version.event_type) for version in versions]
+
     def _declare(self, emits: Iterable[type[EventData]]) -> None:
         for data_type in emits:
             event_type = _known(data_type)
+            if event_type in self.versions and data_type not in self.versions[event_type]:
+                continue  # it goes out only as the versions emit_versions() chose
             self.emits.add(event_type)
             self.emitted_models[event_type] = data_type
 
@@ -94,4 +127,5 @@ def spec_of(reactor: Reactor, partition: tuple[int, int] | None = None) -> Servi
         reads = tuple(f"$share/{reactor.name}/{topic_filter}" for topic_filter in reads)
     emits = tuple(sorted({*reactor.emits, EventRejectedV1.event_type}))
     label = f"{partition[0]}-of-{partition[1]}" if partition else None
-    return ServiceSpec(reactor.name, reads, reactor.consumes, emits, reactor.version, partition=label)
+    return ServiceSpec(reactor.name, reads, reactor.consumes, emits, reactor.version, partition=label,
+                       upcasts=tuple(sorted(reactor.upcasts.items())))

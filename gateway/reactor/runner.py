@@ -16,6 +16,7 @@ from ..rejection import UNKNOWN_SUBJECT
 from ..service import ignored_retained
 from ..state import Changes, StateStore
 from ..transport import Delivery, Message, Transport
+from ..upcast import as_version
 from .context import Context
 from .facts import FactMaker
 from .inputs import InputFilter
@@ -129,10 +130,11 @@ class ReactorRunner:
         if self.partition and zlib.crc32(event.subject.encode()) % self.partition[1] != self.partition[0]:
             self.counts["other_partition"] += 1
             return []
-        handler = self.reactor.handlers.get(event.type)
-        if handler is None:
+        route = self.reactor.route(event.type)
+        if route is None:
             return [self.facts.rejected(message, f"{self.reactor.name} does not consume {event.type}",
                                         event.subject, event.time)]
+        handler, version = route
         if not self.inputs.first_time(event.id):
             self.counts["duplicates"] += 1
             return []
@@ -146,6 +148,9 @@ class ReactorRunner:
         self.watermark = max(filter(None, (self.watermark, min(event.time, self.clock()))))
         cause = (event.id, event.correlationid)
         try:
+            if version != event.type:
+                event = as_version(event, version)
+                self.counts[f"upcast:{event.type}"] += 1
             with self._transaction():
                 emissions = list(handler(event, self._context(event.subject, event.time, cause)) or ())
                 return self.facts.make(emissions, event.subject, event.time, cause, event.id)

@@ -49,3 +49,30 @@ def test_climate_runs_as_one_instance():
 
     with pytest.raises(ConfigError, match="run one instance"):
         ReactorRunner(reactor(), MemoryTransport(MemoryBroker(), ClientConfig("c")), partition=(0, 2))
+
+
+async def test_a_v1_alert_reaches_the_v2_handler_upcast_and_a_fact_in_both_versions_is_handled_once(harness_for):
+    from gateway.events import AlertRaisedV2
+    from gateway.upcast import as_version
+
+    built = reactor()
+    assert {"alert.raised.v1", "alert.raised.v2"} <= set(built.consumes)
+    async with harness_for(built) as harness:
+        v1 = harness.event(alert(True), subject="lab-temperature-1", source="reactor/threshold")
+        on = await harness.send(v1)
+        again_as_v2 = await harness.send(as_version(v1, "alert.raised.v2"))  # the same fact, the other version
+        v2 = harness.event(AlertRaisedV2(
+            alert="temperature.high", metric="temperature", value=30, limit=28, unit="Cel", site="hq", room="office",
+            above_seconds=3, severity="critical", rule="temperature > 28 for 3s"), subject="office-temperature-1",
+            source="reactor/threshold")
+        office = await harness.send(v2)
+    assert [(f.subject, f.data.state) for f in on] == [("lab-fan-1", "on"), ("lab-fan-2", "on")]
+    assert all(f.causationid == v1.id and f.correlationid == v1.correlationid for f in on)
+    assert "(warning)" in on[0].data.reason  # what the upcaster says a v1 alert's severity is
+    assert again_as_v2 == [] and office == []  # handled once; the office has no fans
+    assert harness.runner.counts["upcast:alert.raised.v2"] == 1 and harness.runner.counts["duplicates"] == 1
+
+
+async def test_as_before_the_migration_it_handles_v1_only(harness_for):
+    built = climate.build(load_settings({"CHOREO_REACTORS_CLIMATE_ALERT_VERSION": "v1"}), Registry(FLEET))
+    assert "alert.raised.v2" not in built.consumes and not built.upcasts
