@@ -61,7 +61,7 @@ class DecodedTelemetry:
 
 def decode(payload: bytes, now: datetime) -> DecodedTelemetry:
     """Validate one telemetry payload; InvalidInput's message is the rejection reason."""
-    document = _parse(payload)
+    document = parse_object(payload)
     sequence = document.pop("seq", None)
     if type(sequence) is not int or sequence < 0:
         raise InvalidInput(f"field 'seq' must be a non-negative integer, got {sequence!r}"[:200])
@@ -100,9 +100,10 @@ def _caused_by(cause: dict) -> tuple[str, str] | None:
     return cause["request"], cause["correlation"]
 
 
-def _parse(payload: bytes) -> dict:
-    if len(payload) > MAX_PAYLOAD:
-        raise InvalidInput(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+def parse_object(payload: bytes, limit: int = MAX_PAYLOAD) -> dict:
+    """A bounded UTF-8 JSON object with unique keys and finite numbers, else InvalidInput saying why."""
+    if len(payload) > limit:
+        raise InvalidInput(f"payload of {len(payload)} bytes exceeds {limit}")
     try:
         document = _JSON.decode(payload.decode("utf-8"))
     except UnicodeDecodeError as exc:
