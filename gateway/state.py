@@ -48,7 +48,8 @@ class StateStore:
         try:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
+            # one thread at a time: the reactor commits in its checkpoint thread (gateway/reactor/committer.py)
+            self.db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(SCHEMA)

@@ -17,6 +17,7 @@ from ..service import ignored_retained
 from ..state import Changes, StateStore
 from ..transport import Delivery, Message, Transport
 from ..upcast import as_version
+from .committer import Committer
 from .context import Context
 from .facts import FactMaker
 from .inputs import InputFilter
@@ -57,6 +58,7 @@ class ReactorRunner:
         self.facts = FactMaker(reactor, stored["sequence"], self.counts)
         self._pending: list[Delivery] = []  # handled, to be acknowledged after the next checkpoint
         self._pending_since = 0.0
+        self.committer = Committer(self.store, reactor.name)
 
     # -- the loop ----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -73,12 +75,16 @@ class ReactorRunner:
                 else:  # idle: nothing is queued, so event time has caught up with the clock
                     self.fire_due_timers(max(filter(None, (self.watermark, self.clock()))))
                 if self._checkpoint_due():
-                    self.checkpoint()
+                    await self.committer.submit(*self._take_checkpoint())  # committed off the loop
         except Refused:
             acknowledge = False
             raise
         finally:
-            self.checkpoint(acknowledge)
+            try:
+                await self.committer.settle()  # a failed commit raises here: nothing after it is committed
+                self.checkpoint(acknowledge)
+            finally:
+                self.committer.close()
 
     def _wait(self) -> float:
         waits = [0.5]
@@ -104,14 +110,19 @@ class ReactorRunner:
     def checkpoint(self, acknowledge: bool = True) -> None:
         """Commit every effect so far (state, timers, outbox, ids, sequence), then acknowledge
         the deliveries handled since the last checkpoint (unless told not to: they come again)."""
+        changes, pending = self._take_checkpoint()
+        if changes or pending:
+            self.store.commit(changes)
+        for delivery in pending if acknowledge else ():
+            delivery.ack()
+
+    def _take_checkpoint(self) -> tuple[Changes, list[Delivery]]:
+        """Every effect since the last checkpoint, and the deliveries that caused them; forgets both."""
         seen, sources = self.inputs.changes()
         changes = Changes(states=self.states.changes(), seen=seen, seen_window=DEDUPE_WINDOW, sources=sources,
                           timers=self.timers.changes(), outbox=self.outbox.changes(), sequence=self.facts.sequence)
-        if changes or self._pending:
-            self.store.commit(changes)
         pending, self._pending = self._pending, []
-        for delivery in pending if acknowledge else ():
-            delivery.ack()
+        return changes, pending
 
     # -- one event ---------------------------------------------------------------------
     def outcomes(self, message: Message) -> list[Event]:
