@@ -40,6 +40,8 @@ Probability = Annotated[float, Field(ge=0, le=1)]
 PROFILE_NAMES = ("native", "zigbee2mqtt", "tasmota", "shelly", "homie")
 ProfileName = Literal["native", "zigbee2mqtt", "tasmota", "shelly", "homie"]
 ZIGBEE2MQTT_ACCOUNT = "zigbee2mqtt"  # one Zigbee2MQTT bridge client publishes for all its devices
+# A Shelly account writes `{account}/...`: it must not be one of the topic prefixes in use.
+RESERVED_ACCOUNTS = frozenset({"devices", "events", "choreo", "homie", "tele", "stat", "cmnd", "homeassistant"})
 HOMIE_ID = re.compile(r"[a-z0-9][a-z0-9-]*")  # Homie 5, "Topic IDs": lowercase a-z, 0-9 and hyphens
 
 
@@ -165,8 +167,10 @@ class Fleet(BaseModel):
             if (spec.profile, spec.native) in natives:
                 raise ValueError(f"native name {spec.native!r} occurs twice in profile {spec.profile!r}")
             natives.add((spec.profile, spec.native))
-            if spec.profile == "native" and spec.id == ZIGBEE2MQTT_ACCOUNT:
-                raise ValueError(f"device id {spec.id!r} is the Zigbee2MQTT bridge's account: rename the device")
+            if spec.account in RESERVED_ACCOUNTS or (spec.account == ZIGBEE2MQTT_ACCOUNT) != (
+                    spec.profile == "zigbee2mqtt"):
+                raise ValueError(f"device {spec.id!r} would connect as {spec.account!r}, a name reserved for "
+                                 "a topic prefix or the Zigbee2MQTT bridge: rename it")
             owner = owners.setdefault(spec.account, spec.id)
             if owner != spec.id and spec.profile != "zigbee2mqtt":
                 raise ValueError(f"device {spec.id!r} would connect as {spec.account!r}, the account of {owner!r}")
