@@ -254,6 +254,18 @@ class DeviceThrottledV1(Located):
     burst: float = Field(ge=1, description="the budget's messages at once")
 
 
+class DeviceDiscoveredV1(EventData):
+    """A device convention announced a device that the fleet registry does not know (docs/devices.md).
+
+    Said once per device; ingest takes nothing else from it until the fleet file names it."""
+
+    event_type: ClassVar[str] = "device.discovered.v1"
+    profile: str = Field(pattern=r"^[a-z0-9]{1,32}$", description="the convention it speaks, e.g. tasmota")
+    native: str = Field(min_length=1, max_length=256, description="its name in that convention")
+    announced: str = Field(max_length=512, description="what it said about itself, or the topic it published on")
+    topic: str = Field(max_length=512)
+
+
 class AnnouncedData(EventData):
     """The `data` of a type this process knows only from a schema a service announced
     (gateway/announced.py): validated against that schema, every field kept as it came."""
@@ -264,7 +276,8 @@ class AnnouncedData(EventData):
 BUILT_IN_TYPES: Mapping[str, type[EventData]] = MappingProxyType({
     model.event_type: model
     for model in (ReadingV1, AlertRaisedV1, AlertRaisedV2, AlertClearedV1, ActuationRequestedV1, ActuatorChangedV1,
-                  DeviceOnlineV1, DeviceOfflineV1, DeviceThrottledV1, EnergyMeasuredV1, EventRejectedV1)
+                  DeviceOnlineV1, DeviceOfflineV1, DeviceThrottledV1, DeviceDiscoveredV1, EnergyMeasuredV1,
+                  EventRejectedV1)
 })
 # The types this process knows in code: the built-ins and those registered (a plugin's new facts).
 EVENT_TYPES: dict[str, type[EventData]] = dict(BUILT_IN_TYPES)
