@@ -1,7 +1,10 @@
 """The live choreography, drawn from the retained service manifests on `choreo/services/#`.
 
-Who produces and who consumes each event type, as text or as a Mermaid flowchart,
-with the loose ends flagged: types nobody produces, and types only stored. With the
+Who produces and who consumes each event type and version, as text or as a Mermaid flowchart,
+with the loose ends flagged: types nobody produces, and types only stored. A consumer that
+receives an older version upcast (gateway/upcast.py) is marked `(as v2)` on that edge, and a
+version that is left behind is named: consumers waiting for a version nobody produces any more,
+producers still emitting a version whose consumers have all moved on. With the
 schemas announced on `choreo/schemas/#`, it also names the types known only from an
 announcement, the types announced with conflicting schemas, and refused announcements.
 """
@@ -77,6 +80,7 @@ class Choreography:
     announced_only: list[str] = field(default_factory=list)  # types known from an announced schema, not in code
     conflicts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # type -> services announcing differently
     refused: dict[str, str] = field(default_factory=dict)  # announcement topic -> why it was refused
+    upcasts: dict[str, dict[str, str]] = field(default_factory=dict)  # service -> older type -> type it handles
 
     @classmethod
     def of(cls, manifests: list[Manifest], schemas: AnnouncedSchemas | None = None) -> Choreography:
@@ -89,6 +93,8 @@ class Choreography:
             service = manifest.spec.label
             if not manifest.online:
                 graph.offline.append(service)
+            if manifest.spec.upcasts:
+                graph.upcasts[service] = dict(manifest.spec.upcasts)
             for event_type in manifest.spec.emits:
                 graph.producers[event_type].append(service)
             for event_type in manifest.spec.consumes:
@@ -103,23 +109,50 @@ class Choreography:
         return sorted({*self.producers, *self.consumers})
 
     def unproduced(self) -> list[str]:
-        return [t for t in self.event_types if not self.producers.get(t)]
+        """Consumed but produced by nobody; an older version its consumers only take upcast does not count
+        while the version they handle is produced."""
+        return [t for t in self.event_types if not self.producers.get(t) and not self._served_upcast(t)]
 
     def unconsumed(self) -> list[str]:
         """Produced but consumed by nobody (a sink that stores everything does not count)."""
         return [t for t in self.event_types if not self.consumers.get(t)]
 
+    def _served_upcast(self, event_type: str) -> bool:
+        consumers = self.consumers.get(event_type, [])
+        targets = [self.upcasts.get(service, {}).get(event_type) for service in consumers]
+        return bool(consumers) and all(target and self.producers.get(target) for target in targets)
+
+    def other_versions(self, event_type: str) -> list[str]:
+        """The other versions of the same fact that appear in the choreography."""
+        name = event_type.rpartition(".v")[0]
+        return [t for t in self.event_types if t != event_type and t.rpartition(".v")[0] == name]
+
+    def consumer_label(self, service: str, event_type: str) -> str:
+        """`climate (as v2)` when the service receives this version upcast."""
+        target = self.upcasts.get(service, {}).get(event_type)
+        label = self._mark(service)
+        return f"{label} (as v{target.rpartition('.v')[2]})" if target else label
+
+    def _versions_note(self, types: list[str], side: dict[str, list[str]], what: str) -> str:
+        notes = [f"{t} ({what} {', '.join(v for v in self.other_versions(t) if side.get(v))})"
+                 for t in types if any(side.get(v) for v in self.other_versions(t))]
+        plain = [t for t in types if not any(side.get(v) for v in self.other_versions(t))]
+        return ", ".join(plain + notes)
+
     def text(self) -> str:
         lines = []
         for event_type in self.event_types:
             producers = ", ".join(self._mark(s) for s in self.producers.get(event_type, [])) or "(nobody)"
-            consumers = [self._mark(s) for s in (*self.consumers.get(event_type, []), *self.stores_everything)]
+            consumers = [*(self.consumer_label(s, event_type) for s in self.consumers.get(event_type, [])),
+                         *(self._mark(s) for s in self.stores_everything)]
             lines.append(f"{event_type:<24} {producers} -> {', '.join(consumers) or '(nobody)'}")
         if self.unproduced():
-            lines.append(f"\nconsumed but produced by nobody: {', '.join(self.unproduced())}")
+            waiting = self._versions_note(self.unproduced(), self.producers, "produced now:")
+            lines.append(f"\nconsumed but produced by nobody: {waiting}")
         if self.unconsumed():
             stored = f" (only stored by {', '.join(self.stores_everything)})" if self.stores_everything else ""
-            lines.append(f"produced but consumed by nobody{stored}: {', '.join(self.unconsumed())}")
+            unconsumed = self._versions_note(self.unconsumed(), self.consumers, "consumers have moved to")
+            lines.append(f"produced but consumed by nobody{stored}: {unconsumed}")
         if self.offline:
             lines.append(f"offline: {', '.join(self.offline)}")
         lines += self._schema_lines()
@@ -147,7 +180,9 @@ class Choreography:
             for producer in self.producers.get(event_type, []):
                 lines.append(f"  svc_{_node(producer)} --> evt_{_node(event_type)}")
             for consumer in self.consumers.get(event_type, []) + self.stores_everything:
-                lines.append(f"  evt_{_node(event_type)} --> svc_{_node(consumer)}")
+                target = self.upcasts.get(consumer, {}).get(event_type)
+                edge = f"-->|as v{target.rpartition('.v')[2]}|" if target else "-->"
+                lines.append(f"  evt_{_node(event_type)} {edge} svc_{_node(consumer)}")
         for loose in (*self.unproduced(), *self.unconsumed()):
             lines.append(f"  style evt_{_node(loose)} stroke:#d33,stroke-width:2px")
         for conflicted in self.conflicts:

@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     history = commands.add_parser("history", help="print stored events (or, with --metric, readings) from InfluxDB")
     history.add_argument("--subject", help="only events about this device")
-    history.add_argument("--type", help="only events of this type, e.g. alert.raised.v1")
+    history.add_argument("--type", help="only events of this type, e.g. alert.raised.v1; alert.raised: every version")
     history.add_argument("--site", help="only events or readings from this site")
     history.add_argument("--room", help="only events or readings from this room")
     history.add_argument("--metric", help="readings of this metric (e.g. temperature) instead of events")

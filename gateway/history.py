@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from .errors import InvalidInput
 from .events import METRIC_NAME_PATTERN
 from .sink.schema import EVENTS, READING_TAGS, READINGS, UNIT_TAG
-from .topics import validate_event_type, validate_id
+from .topics import EVENT_TYPE_PATTERN, validate_event_type, validate_id
 
 DURATION = re.compile(r"[1-9][0-9]{0,6}(s|m|h|d|w)")
 EVENT_ID = re.compile(r"[0-9A-Za-z_-]{10,64}")
@@ -25,6 +25,8 @@ ENVELOPE_COLUMNS: tuple[str, ...] = (
     "type", "subject", "source", "id", "correlationid", "causationid", "sequence", "emittedtime", "data")
 READING_COLUMNS: tuple[str, ...] = ("device", "metric", "value", "unit", "site", "room", "kind", "event_id")
 READING_TYPE = "reading.v1"  # stored one point per event in READINGS; every other type in EVENTS
+# a type without its version (`alert.raised`): every version of it
+TYPE_FAMILY = re.compile(r"[a-z][a-z0-9]*(?:\.[a-z][a-z0-9]*)*")
 
 
 def time_bound(value: str, flag: str) -> str:
@@ -81,7 +83,7 @@ class HistoryQuery:
             if self.subject is not None:
                 conditions.append(subject_condition(self.subject))
             if self.type is not None:
-                conditions.append(f"\"type\" = '{validate_event_type(self.type)}'")
+                conditions.append(type_condition(self.type))
             selected, sources = "*", event_sources([self.type] if self.type else None)
         # The newest `limit` rows of each measurement; rows() puts them back in time order.
         where = " AND ".join(conditions)
@@ -93,11 +95,25 @@ class HistoryQuery:
         return rows_to_events(series)[-self.limit:]
 
 
+def type_condition(event_type: str) -> str:
+    """Events of one type (`alert.raised.v1`), or of every version of it (`alert.raised`)."""
+    if len(event_type) <= 128 and EVENT_TYPE_PATTERN.fullmatch(event_type):
+        return f"\"type\" = '{event_type}'"
+    if len(event_type) <= 120 and TYPE_FAMILY.fullmatch(event_type):
+        return f"\"type\" =~ /^{re.escape(event_type)}\\.v[0-9]+$/"
+    raise InvalidInput(f"invalid event type {event_type[:128]!r}: expected a dotted lower-case name with its "
+                       "version (alert.raised.v1), or without it for every version (alert.raised)")
+
+
 def event_sources(types: Iterable[str] | None) -> str:
-    """The measurements that hold events of these types (of any type: None)."""
-    if types is not None and READING_TYPE not in types:
+    """The measurements that hold events of these types (of any type: None); a type may omit its version."""
+    if types is not None and not any(READING_TYPE in (t, *_versions(t)) for t in types):
         return f'"{EVENTS}"'
     return f'"{EVENTS}", "{READINGS}"'
+
+
+def _versions(family: str) -> tuple[str, ...]:
+    return (READING_TYPE,) if READING_TYPE.startswith(f"{family}.v") else ()
 
 
 def subject_condition(subject: str) -> str:
@@ -207,6 +223,9 @@ def summarize(event_type: str, data: dict) -> str:
         return " ".join(f"{m['name']}={m['value']:g} {m['unit']}" for m in data["measurements"])
     if event_type == "alert.raised.v1":
         return f"{data['alert']}: {data['value']:g} {data['unit']} > {data['limit']:g} for {data['above_seconds']:.0f}s"
+    if event_type == "alert.raised.v2":
+        return (f"{data['alert']} ({data['severity']}): {data['value']:g} {data['unit']} > {data['limit']:g} "
+                f"for {data['above_seconds']:.0f}s, rule {data['rule']}")
     if event_type == "alert.cleared.v1":
         return f"{data['alert']}: {data['value']:g} {data['unit']} < {data['limit']:g}"
     if event_type in ("actuation.requested.v1", "actuator.changed.v1"):
@@ -259,8 +278,28 @@ def device_readings_query(device: str, since: str, limit: int) -> str:
             f"AND \"device\" = '{device}' ORDER BY time DESC LIMIT {int(limit)}")
 
 
+def one_per_fact(events: list[dict]) -> list[dict]:
+    """One event per id: a fact emitted in several versions (docs/evolving-events.md) shows as its
+    newest version, with the older versions' types in `versions`."""
+    newest: dict[str, dict] = {}
+    for event in events:
+        kept = newest.get(event["id"])
+        if kept is None:
+            newest[event["id"]] = {**event, "versions": []}
+        else:
+            older, newer = sorted((kept, event), key=lambda e: _version_of(e["type"]))
+            newest[event["id"]] = {**newer, "versions": sorted({*kept["versions"], older["type"]})}
+    return list(newest.values())
+
+
+def _version_of(event_type: str) -> int:
+    version = event_type.rpartition(".v")[2]
+    return int(version) if version.isdigit() else 0
+
+
 def format_trace(events: list[dict]) -> str:
     """The causal tree of one chain; each step shows how long after its cause it was emitted."""
+    events = one_per_fact(events)
     by_id = {event["id"]: event for event in events}
     children: dict[str | None, list[dict]] = {}
     for event in events:
@@ -273,7 +312,8 @@ def format_trace(events: list[dict]) -> str:
         if parent is not None:
             step = f"+{_emitted_gap(parent, event) * 1000:.1f} ms  "
         branch = "" if parent is None else ("└─ " if last else "├─ ")
-        lines.append(f"{prefix}{branch}{step}{event['type']}  {event['subject']}  ({event['source']})  "
+        also = f" (also {', '.join(event['versions'])})" if event.get("versions") else ""
+        lines.append(f"{prefix}{branch}{step}{event['type']}{also}  {event['subject']}  ({event['source']})  "
                      f"{summarize(event['type'], event['data'])}  [{event['time']}]")
         kids = sorted(children.get(event["id"], []), key=lambda e: e.get("emittedtime") or e["time"])
         extension = "" if parent is None else ("   " if last else "│  ")

@@ -80,3 +80,43 @@ async def test_collect_reads_the_retained_manifests_and_schema_announcements():
     assert [m.spec.name for m in manifests] == ["ingest"]
     assert schemas.types() == ["door.opened.v1"]
     assert list(schemas.refused) == ["choreo/schemas/door.opened.v1/broken"]
+
+
+def versioned(name, consumes, emits, upcasts=None) -> Manifest:
+    return Manifest.parse(json.dumps({"name": name, "status": "online", "consumes": consumes, "emits": emits,
+                                      "upcasts": upcasts or {}}).encode())
+
+
+def test_versions_on_the_edges_during_a_migration_window():
+    graph = Choreography.of([
+        versioned("threshold", ["reading.v1"], ["alert.raised.v1", "alert.raised.v2"]),
+        versioned("climate", ["alert.raised.v2", "alert.raised.v1"], [], {"alert.raised.v1": "alert.raised.v2"}),
+        versioned("shout", ["alert.raised.v1"], []),
+    ])
+    text = graph.text()
+    assert "alert.raised.v1          threshold -> climate (as v2), shout" in text
+    assert "alert.raised.v2          threshold -> climate" in text
+    assert graph.unproduced() == ["reading.v1"] and not graph.unconsumed()  # ingest is not in this picture
+    assert "evt_alert_raised_v1 -->|as v2| svc_climate" in graph.mermaid()
+
+
+def test_a_version_left_behind_is_flagged_on_either_side():
+    moved_on = Choreography.of([  # the producer emits only v2; shout still waits for v1; climate upcasts, fine
+        versioned("threshold", ["reading.v1"], ["alert.raised.v2"]),
+        versioned("climate", ["alert.raised.v2", "alert.raised.v1"], [], {"alert.raised.v1": "alert.raised.v2"}),
+        versioned("shout", ["alert.raised.v1"], []),
+    ])
+    assert moved_on.unproduced() == ["alert.raised.v1", "reading.v1"]
+    assert "consumed but produced by nobody: reading.v1, alert.raised.v1 (produced now: alert.raised.v2)" \
+        in moved_on.text()
+    only_upcasting = Choreography.of([
+        versioned("threshold", ["reading.v1"], ["alert.raised.v2"]),
+        versioned("climate", ["alert.raised.v2", "alert.raised.v1"], [], {"alert.raised.v1": "alert.raised.v2"}),
+    ])
+    assert "alert.raised.v1" not in only_upcasting.unproduced()  # climate is served by v2: nobody waits
+    still_old = Choreography.of([  # every consumer handles v2, the producer still emits v1 too
+        versioned("threshold", ["reading.v1"], ["alert.raised.v1", "alert.raised.v2"]),
+        versioned("climate", ["alert.raised.v2"], []),
+    ])
+    assert "produced but consumed by nobody: alert.raised.v1 (consumers have moved to alert.raised.v2)" \
+        in still_old.text()

@@ -111,3 +111,27 @@ def test_a_stored_reading_becomes_its_event_again():
         {"name": "temperature", "unit": "Cel", "value": 21.5}, {"name": "co2", "unit": "ppm", "value": 400.0}]}
     [reading] = HistoryQuery(metric="co2").rows(series)
     assert (reading["device"], reading["value"], reading["unit"], reading["event_id"]) == ("t-1", 400.0, "ppm", "R")
+
+
+def test_a_type_without_its_version_reads_every_version():
+    from gateway.history import HistoryQuery
+
+    assert "\"type\" =~ /^alert\\.raised\\.v[0-9]+$/" in HistoryQuery(type="alert.raised").influxql()
+    assert "\"type\" = 'alert.raised.v2'" in HistoryQuery(type="alert.raised.v2").influxql()
+    assert '"readings"' in HistoryQuery(type="reading").influxql()
+
+
+def test_a_trace_shows_a_fact_emitted_in_two_versions_once_as_its_newest():
+    from gateway.history import format_trace
+
+    root = {"id": "01AAAAAAAAAAAAAAAAAAAAAAAA", "type": "reading.v1", "subject": "t-1", "source": "device/t-1",
+            "time": "2026-01-01T00:00:00.000000Z", "correlationid": "01AAAAAAAAAAAAAAAAAAAAAAAA",
+            "data": {"measurements": [{"name": "temperature", "unit": "Cel", "value": 29.0}]}}
+    alert = {"alert": "temperature.high", "metric": "temperature", "value": 29.0, "limit": 28.0, "unit": "Cel",
+             "above_seconds": 3.0}
+    raised = {**root, "id": "01BBBBBBBBBBBBBBBBBBBBBBBB", "source": "reactor/threshold",
+              "causationid": root["id"], "type": "alert.raised.v1", "data": alert}
+    raised_v2 = {**raised, "type": "alert.raised.v2", "data": {**alert, "severity": "critical", "rule": "t > 28"}}
+    lines = format_trace([root, raised_v2, raised]).splitlines()
+    assert len(lines) == 2
+    assert "alert.raised.v2 (also alert.raised.v1)" in lines[1] and "(critical)" in lines[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ..history import one_per_fact
 from .recent import summary_of
 
 MAX_TRACE = 1000  # events of one chain
@@ -37,8 +38,8 @@ def chain(stored: list[dict[str, Any]], live: list[dict[str, Any]], limit: int =
     """The chain of these events (None if there are none), in the order they were emitted.
 
     `live`: whether the console's buffer of recent facts holds some of it, so later facts may still come."""
-    by_id = {event["id"]: event for event in stored}
-    for event in live:
+    by_id = {event["id"]: event for event in one_per_fact(stored)}  # a fact in two versions: its newest
+    for event in one_per_fact(live):
         by_id.setdefault(event["id"], event)
     if not by_id:
         return None

@@ -37,7 +37,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 760}
 SETTINGS = {**DEMO_SETTINGS, "CHOREO_INFLUX_FLUSH_INTERVAL": "0.2"}
-CHAIN = ["reading.v1", "alert.raised.v1", "actuation.requested.v1", "actuator.changed.v1"]
+# the threshold reactor emits each alert as v2 and v1 under one id (the migration window); a trace shows the newest
+CHAIN = ["reading.v1", "alert.raised.v2", "actuation.requested.v1", "actuator.changed.v1"]
 TIMEOUT = 90_000  # ms: the demo's lab warms past the alert limit once a simulated day (60 s)
 
 ALERT_WITH_REQUEST = """() => {

@@ -76,8 +76,10 @@ def test_reading_to_alert_to_influxdb_with_rejections_and_history(fresh_stack, s
         [changed] = wait_for(fan_switched_on, 60, "lab-fan-1 reporting state on")
         [request] = query(stack, f"SELECT * FROM events WHERE id = '{changed['causationid']}'")
         assert request["type"] == "actuation.requested.v1" and request["source"] == "reactor/climate"
-        [cause] = query(stack, f"SELECT * FROM events WHERE id = '{request['causationid']}'")
-        assert cause["type"] == "alert.raised.v1"
+        # the alert was emitted in two versions under one id (docs/evolving-events.md): both are stored
+        causes = query(stack, f"SELECT * FROM events WHERE id = '{request['causationid']}'")
+        assert sorted(c["type"] for c in causes) == ["alert.raised.v1", "alert.raised.v2"]
+        cause = causes[0]
         [reading] = query(stack, f"SELECT * FROM readings WHERE id = '{cause['causationid']}'")
         assert reading["type"] == "reading.v1"
         assert changed["correlationid"] == request["correlationid"] == cause["correlationid"] == reading["id"]
@@ -88,7 +90,7 @@ def test_reading_to_alert_to_influxdb_with_rejections_and_history(fresh_stack, s
         assert traced.returncode == 0, traced.stderr
         steps = [line for line in traced.stdout.splitlines() if "reading.v1" in line or " ms  " in line]
         assert [s.split(" ms  ")[-1].split()[0] if " ms  " in s else s.split()[0] for s in steps[:4]] == [
-            "reading.v1", "alert.raised.v1", "actuation.requested.v1", "actuator.changed.v1"]
+            "reading.v1", "alert.raised.v2", "actuation.requested.v1", "actuator.changed.v1"]
 
         # A malformed payload from a real device account becomes a stored rejection naming the reason.
         bad_password = device_password(stack.credentials.fleet_secret, "bad-1")
@@ -120,7 +122,8 @@ def test_reading_to_alert_to_influxdb_with_rejections_and_history(fresh_stack, s
                                capture_output=True, text=True, timeout=60)
         assert chart.returncode == 0, chart.stderr
         assert "reading.v1               ingest -> threshold, sink" in chart.stdout
-        assert "alert.raised.v1          threshold -> climate, sink" in chart.stdout
+        assert "alert.raised.v1          threshold -> climate (as v2), sink" in chart.stdout
+        assert "alert.raised.v2          threshold -> climate, sink" in chart.stdout
         assert "produced but consumed by nobody (only stored by sink): actuation.requested.v1" in chart.stdout
 
         # A device process killed without a goodbye leaves its last will: a stored device.offline.v1.
