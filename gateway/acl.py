@@ -5,7 +5,8 @@ comes first; then one block per declared service, which may
 
 - read `events/{type}/+` for each type it consumes (`events/#` for the sink) and any other
   filter it declares it reads (ingest: the device topics);
-- write `events/{type}/+` for each type it emits, nothing else under `events/`;
+- write `events/{type}/+` for each type it emits, nothing else under `events/`, and the topics it
+  declares it writes (the bridge: its devices' native command topics);
 - read and write its retained manifest, `choreo/services/{name}`, its partitions and its counters
   below it (a filter ending in `/#` also matches its parent level);
 - write the schema announcement `choreo/schemas/{type}/{name}` of each type it emits, so the
@@ -47,6 +48,7 @@ def service_block(declaration: Declaration) -> str:
     lines = [f"# {name} ({declaration.label})" + (f": {description}" if description else ""), f"user {name}"]
     lines += [f"topic read {topic_filter}" for topic_filter in sorted(set(declaration.reads) - {SCHEMAS_FILTER})]
     lines += [f"topic write events/{event_type}/+" for event_type in emits]
+    lines += [f"topic write {topic}" for topic in declaration.writes]
     lines.append(f"topic readwrite choreo/services/{name}/#")
     lines += [f"topic write {schema_topic(event_type, name)}" for event_type in emits]
     lines.append(f"topic read {SCHEMAS_FILTER}")

@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     devices.add_argument("--interval", type=float, help="quick fleet: seconds between readings (devices.interval)")
 
     commands.add_parser("ingest", help="turn device payloads into canonical facts")
+    commands.add_parser("bridge", help="turn actuation requests for profile devices into their native commands")
 
     reactor = commands.add_parser("reactor", help="run one reactor")
     reactor.add_argument("name", help="the reactor to run, built-in or plugin (choreo reactors lists them)")
@@ -165,6 +166,15 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     budgets = Budgets(settings.ingest, fleet.devices() if fleet else ())  # refuses a bad budget before connecting
     return _serve_consumer(settings, IngestService.spec,
                            lambda transport: IngestService(transport, registry, budgets))
+
+
+def cmd_bridge(args: argparse.Namespace, settings: Settings) -> int:
+    from .bridge import BridgeService
+    from .fleet import Registry
+    from .settings import load_fleet
+
+    registry = Registry(load_fleet(settings))  # the fleet is read before any connection
+    return _serve_consumer(settings, BridgeService.spec, lambda transport: BridgeService(transport, registry))
 
 
 def cmd_reactor(args: argparse.Namespace, settings: Settings) -> int:
@@ -470,6 +480,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 COMMANDS = {
     "devices": cmd_devices,
     "ingest": cmd_ingest,
+    "bridge": cmd_bridge,
     "reactor": cmd_reactor,
     "reactors": cmd_reactors,
     "sink": cmd_sink,

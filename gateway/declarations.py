@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -45,6 +45,7 @@ class Declaration:
     each new type it emits (file-declared services; Python services carry theirs in their models).
 
     `reads` are the MQTT filters it subscribes to; by default `events/{type}/+` per consumed type.
+    `writes` are topics outside `events/` it may publish on (the bridge: its devices' native commands).
     Names, types and filters are checked here, so every declaration renders into a safe ACL.
     """
 
@@ -55,6 +56,7 @@ class Declaration:
     schemas: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     reads: tuple[str, ...] = ()
     kind: Kind = "external"
+    writes: tuple[str, ...] = ()
     origin: str = ""  # where it was declared: a module, an entry point, a file
 
     def __post_init__(self) -> None:
@@ -65,6 +67,9 @@ class Declaration:
             object.__setattr__(self, "reads", tuple(_filter_of(t) for t in self.consumes))
         if any(not topic_filter or any(c.isspace() for c in topic_filter) for topic_filter in self.reads):
             raise ConfigError(f"service {self.name!r}: a read filter is empty or has white space: {self.reads}")
+        if any(not topic or any(c.isspace() or c in "+#" for c in topic) for topic in self.writes):
+            raise ConfigError(f"service {self.name!r}: a written topic is empty, a filter or has white space: "
+                              f"{self.writes}")
 
     @property
     def label(self) -> str:
@@ -75,7 +80,7 @@ class Declaration:
 def declarations(settings: Settings) -> list[Declaration]:
     """Every service of the choreography, sorted by name; ConfigError for a bad services file, a plugin
     that fails to build, or a name declared twice."""
-    found = [*gateway_declarations(), *reactor_declarations(settings)]
+    found = [*gateway_declarations(), bridge_declaration(settings), *reactor_declarations(settings)]
     if settings.services.file:
         found += load_services_file(Path(settings.services.file))
     return _unique(found)
@@ -87,6 +92,16 @@ def gateway_declarations() -> list[Declaration]:
 
     return [_from_spec(INGEST, "turns device payloads into canonical facts", "gateway", "gateway.ingest"),
             _from_spec(SINK, "stores every event in InfluxDB", "gateway", "gateway.sink")]
+
+
+def bridge_declaration(settings: Settings) -> Declaration:
+    """The actuation bridge; it may write the native command topics of the fleet's profile actuators."""
+    from .bridge import SPEC, command_topics
+    from .settings import load_fleet
+
+    writes = tuple(command_topics(load_fleet(settings).devices()))
+    return replace(_from_spec(SPEC, "turns actuation requests for profile devices into their native commands",
+                              "gateway", "gateway.bridge"), writes=writes)
 
 
 def reactor_declarations(settings: Settings) -> list[Declaration]:

@@ -1,6 +1,6 @@
 """`choreo demo`: a broker, InfluxDB and every service as child processes, with a live view of the facts.
 
-Servers start first, then the consumers (the sink, every installed reactor, ingest), then the
+Servers start first, then the consumers (the sink, the bridge, every installed reactor, ingest), then the
 devices, each once the previous ones announced themselves; a reactor starts before the reactors
 whose facts it consumes. On stop the devices go first and the sink last, so in-flight events
 drain into InfluxDB.
@@ -209,9 +209,11 @@ class Demo:
 
 
 def consumer_commands(settings: Settings) -> list[tuple[str, list[str]]]:
-    """The consumers in start order, each with its `choreo` command: the sink, every installed reactor, ingest."""
+    """The consumers in start order, each with its `choreo` command: the sink, the actuation bridge (before
+    the reactors that request actuation), every installed reactor, ingest."""
     reactors = start_order(build_reactors(settings))
-    return [("sink", ["sink"]), *((name, ["reactor", name]) for name in reactors), ("ingest", ["ingest"])]
+    return [("sink", ["sink"]), ("bridge", ["bridge"]), *((name, ["reactor", name]) for name in reactors),
+            ("ingest", ["ingest"])]
 
 
 def start_order(reactors: list[Reactor]) -> list[str]:

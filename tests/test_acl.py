@@ -98,7 +98,7 @@ def test_choreo_acl_prints_the_static_part_and_a_block_for_every_declared_servic
     path = services_file(tmp_path)
     result = choreo_acl(env={"CHOREO_SERVICES_FILE": str(path)})
     assert result.returncode == 0, result.stderr
-    expected = sorted(["ingest", "sink", "shout", *reactor_names()])
+    expected = sorted(["bridge", "ingest", "sink", "shout", *reactor_names()])
     assert re.findall(r"^user (\S+)$", result.stdout, re.MULTILINE) == ["admin", "monitor", *expected]
     assert STATIC_ACL.read_text().rstrip("\n") in result.stdout
     settings = load_settings({"CHOREO_SERVICES_FILE": str(path)})

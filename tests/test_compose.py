@@ -98,7 +98,7 @@ def test_every_service_command_is_a_real_choreo_command(tmp_path):
     parser = build_parser()
     services = compose_services(tmp_path)
     commands = {name: s["command"] for name, s in services.items() if s.get("image", "").startswith("choreo")}
-    assert set(commands) == {"sink", "ingest", "devices", *reactor_names()}
+    assert set(commands) == {"sink", "ingest", "bridge", "devices", *reactor_names()}
     for command in commands.values():
         parser.parse_args(command)  # exits (fails the test) on an unknown command or option
 

@@ -92,9 +92,9 @@ def test_a_shared_reactor_reads_the_filter_behind_its_shared_subscription(monkey
 def test_declarations_are_the_three_sources_sorted_by_name(tmp_path):
     settings = load_settings({"CHOREO_SERVICES_FILE": str(services_file(tmp_path))})
     declared = declarations(settings)
-    assert [d.name for d in declared] == sorted(["ingest", "sink", "shout", *reactor_names()])
+    assert [d.name for d in declared] == sorted(["bridge", "ingest", "sink", "shout", *reactor_names()])
     assert {d.name: d.kind for d in declared}["shout"] == "external"
-    assert [d.name for d in declarations(load_settings({}))] == sorted(["ingest", "sink", *reactor_names()])
+    assert [d.name for d in declarations(load_settings({}))] == sorted(["bridge", "ingest", "sink", *reactor_names()])
 
 
 @pytest.mark.parametrize("name", ["threshold", "sink", "ingest", "admin", "monitor"])

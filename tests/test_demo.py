@@ -12,13 +12,13 @@ def reactor(name: str, consumes, emits) -> Reactor:
     return built
 
 
-def test_the_sink_starts_first_then_every_installed_reactor_then_ingest(tmp_path, monkeypatch):
+def test_the_sink_starts_first_then_the_bridge_then_every_installed_reactor_then_ingest(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     commands = consumer_commands(load_settings({}))
-    assert commands[0] == ("sink", ["sink"]) and commands[-1] == ("ingest", ["ingest"])
-    reactors = [name for name, _ in commands[1:-1]]
+    assert commands[:2] == [("sink", ["sink"]), ("bridge", ["bridge"])] and commands[-1] == ("ingest", ["ingest"])
+    reactors = [name for name, _ in commands[2:-1]]
     assert sorted(reactors) == reactor_names()
-    assert all(command == ["reactor", name] for name, command in commands[1:-1])
+    assert all(command == ["reactor", name] for name, command in commands[2:-1])
     assert reactors.index("climate") < min(reactors.index("threshold"), reactors.index("anomaly"))
 
 

@@ -1,0 +1,123 @@
+"""The bridge service: a profile actuator's requests become its native commands.
+
+It consumes `actuation.requested.v1` and, when the fleet registry says the subject speaks a
+device convention (Zigbee2MQTT, Tasmota, Shelly, Homie), publishes the command that convention
+documents (`PROFILES[profile].command`). Native devices read their requests themselves, so
+those are not its business. Ingest links the device's next state report to the request, so
+the chain request -> actuator.changed.v1 closes without the bridge emitting a fact.
+
+A request is acknowledged only once the broker has acknowledged every command made from it;
+undecodable requests, unknown or non-actuator subjects and requests a profile cannot express
+are counted and logged, never fatal. A redelivered request (same id) is not sent twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, OrderedDict
+from collections.abc import Iterable
+
+from ..errors import InvalidInput
+from ..events import ActuationRequestedV1, decode_event
+from ..fleet import ACTUATOR_KINDS, DeviceSpec, Registry
+from ..manifest import ServiceSpec
+from ..profiles import PROFILES
+from ..service import consume, ignored_retained
+from ..topics import event_filter
+from ..transport import Delivery, Message, Transport
+
+log = logging.getLogger(__name__)
+
+NAME = "bridge"
+REMEMBERED_REQUESTS = 10_000  # ids kept to recognise a redelivery
+# What each kind of actuator is asked, to learn the topics its commands go to (for the ACL)
+SAMPLE_REQUESTS = {"relay": ActuationRequestedV1(state="on", reason="acl"),
+                   "valve": ActuationRequestedV1(position=50.0, reason="acl")}
+
+SPEC = ServiceSpec(
+    name=NAME,
+    reads=(event_filter(ActuationRequestedV1.event_type),),
+    consumes=(ActuationRequestedV1.event_type,),
+    emits=(),
+)
+
+
+def command_topics(devices: Iterable[DeviceSpec]) -> list[str]:
+    """Every native command topic the bridge may write: those of the fleet's profile actuators."""
+    topics: set[str] = set()
+    for spec in devices:
+        if spec.profile == "native" or spec.kind not in ACTUATOR_KINDS:
+            continue
+        sample = SAMPLE_REQUESTS["valve" if spec.kind == "valve" else "relay"]
+        topics.update(topic for topic, _ in PROFILES[spec.profile].command(spec.native, sample))
+    return sorted(topics)
+
+
+class Bridge:
+    """Which native commands a request stands for (no I/O)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.counts: Counter[str] = Counter()
+        self._seen: OrderedDict[str, None] = OrderedDict()
+
+    def commands(self, message: Message) -> list[Message]:
+        """The native commands for one delivered request; [] (counted, logged) when there are none."""
+        if ignored_retained(message, self.counts, NAME):
+            return []
+        self.counts["received"] += 1
+        try:
+            event = decode_event(message.payload, topic=message.topic)
+        except InvalidInput as exc:
+            return self._skip("undecodable", f"a request on {message.topic[:128]}: {exc.message}")
+        if not isinstance(event.data, ActuationRequestedV1):
+            return self._skip("undecodable", f"{event.type} on {message.topic[:128]} is not a request")
+        if self._repeated(event.id):
+            return self._skip("duplicates", None)
+        spec = self.registry.get(event.subject)
+        if spec is None:
+            return self._skip("unknown_target", f"request {event.id} for {event.subject!r}, not in the fleet")
+        if spec.profile == "native":
+            self.counts["native_target"] += 1  # the device reads its requests itself
+            return []
+        if spec.kind not in ACTUATOR_KINDS:
+            return self._skip("not_actuator", f"request {event.id} for {spec.id}, a {spec.kind} sensor")
+        try:
+            native = PROFILES[spec.profile].command(spec.native, event.data)
+        except InvalidInput as exc:
+            return self._skip("inexpressible", f"request {event.id} for {spec.id} ({spec.profile}): {exc.message}")
+        self.counts["commands"] += len(native)
+        self.counts[f"commands:{spec.profile}"] += len(native)
+        return [Message(topic, payload) for topic, payload in native]
+
+    def _repeated(self, event_id: str) -> bool:
+        if event_id in self._seen:
+            return True
+        self._seen[event_id] = None
+        if len(self._seen) > REMEMBERED_REQUESTS:
+            self._seen.popitem(last=False)
+        return False
+
+    def _skip(self, counter: str, reason: str | None) -> list[Message]:
+        self.counts[counter] += 1
+        if reason:
+            log.warning("bridge skipped %s", reason)
+        return []
+
+
+class BridgeService:
+    """Consumes requests; acknowledges each once the broker acknowledged the commands made from it."""
+
+    spec = SPEC
+
+    def __init__(self, transport: Transport, registry: Registry) -> None:
+        self.transport = transport
+        self.bridge = Bridge(registry)
+        self.counts = self.bridge.counts
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await consume(self.transport, stop, self.process)
+
+    def process(self, delivery: Delivery) -> None:
+        commands = self.bridge.commands(delivery.message)
+        delivery.ack_when([self.transport.publish(command) for command in commands])
