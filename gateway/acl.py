@@ -1,7 +1,9 @@
 """The broker's ACL, generated from the services' declarations (gateway/declarations.py).
 
-The static part, `mosquitto/acl` (the `admin` and `monitor` accounts and the device patterns),
-comes first; then one block per declared service, which may
+The static part, `mosquitto/acl` (the `admin` and `monitor` accounts), comes first; then the
+devices' lines of every device convention (gateway/profiles/: each device, or the Zigbee2MQTT bridge,
+publishes only its own topics and reads only its own commands); then one block per declared
+service, which may
 
 - read `events/{type}/+` for each type it consumes (`events/#` for the sink) and any other
   filter it declares it reads (ingest: the device topics);
@@ -23,6 +25,7 @@ from pathlib import Path
 from .credentials import write_public
 from .declarations import Declaration
 from .errors import ConfigError
+from .profiles import PROFILES
 from .topics import SCHEMAS_FILTER, schema_topic
 
 STATIC_ACL = Path(__file__).resolve().parent.parent / "mosquitto" / "acl"
@@ -55,14 +58,22 @@ def service_block(declaration: Declaration) -> str:
     return "\n".join(lines) + "\n"
 
 
+def device_block() -> str:
+    """The lines that confine devices, per convention; `%u` is the account a device connects with."""
+    lines = ["# Devices, per convention (gateway/profiles/; docs/devices.md). %u is the device's account."]
+    for profile in PROFILES.values():
+        lines += [f"# {profile.name}", *profile.acl]
+    return "\n".join(lines) + "\n"
+
+
 def generated_acl(declared: Iterable[Declaration], static_path: Path = STATIC_ACL) -> str:
-    """The ACL for these declarations, after the static part read from `static_path`."""
+    """The ACL for these declarations, after the static part read from `static_path` and the devices' lines."""
     try:
         static = static_path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read the static part of the ACL, {static_path}: {exc.strerror or exc} "
                           "(run choreo from the project's folder)") from None
-    return render_acl(declared, static)
+    return render_acl(declared, static.rstrip("\n") + "\n\n" + device_block())
 
 
 def write_acl(path: Path, declared: Iterable[Declaration]) -> Path:

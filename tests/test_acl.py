@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway.acl import STATIC_ACL, render_acl, service_block
+from gateway.acl import STATIC_ACL, generated_acl, render_acl, service_block
 from gateway.declarations import Declaration, declarations
 from gateway.plugins import reactor_names
 from gateway.settings import load_settings
@@ -99,10 +99,12 @@ def test_choreo_acl_prints_the_static_part_and_a_block_for_every_declared_servic
     result = choreo_acl(env={"CHOREO_SERVICES_FILE": str(path)})
     assert result.returncode == 0, result.stderr
     expected = sorted(["bridge", "ingest", "sink", "shout", *reactor_names()])
-    assert re.findall(r"^user (\S+)$", result.stdout, re.MULTILINE) == ["admin", "monitor", *expected]
+    users = re.findall(r"^user (\S+)$", result.stdout, re.MULTILINE)
+    assert users == ["admin", "monitor", "zigbee2mqtt", *expected]  # the Zigbee2MQTT bridge's account
     assert STATIC_ACL.read_text().rstrip("\n") in result.stdout
     settings = load_settings({"CHOREO_SERVICES_FILE": str(path)})
-    assert result.stdout == render_acl(declarations(settings), STATIC_ACL.read_text())
+    assert result.stdout == generated_acl(declarations(settings))
+    assert "pattern write tele/%u/#\n" in result.stdout and "pattern write devices/%u/telemetry\n" in result.stdout
     assert f"# shout (declared in {path}): repeats alerts louder\nuser shout\n" in result.stdout
 
 

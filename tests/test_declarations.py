@@ -60,8 +60,10 @@ def test_a_file_service_emitting_only_known_types_needs_no_schema(tmp_path):
 
 def test_the_gateway_services_are_declared_from_their_specs():
     ingest, sink = gateway_declarations()
-    assert (ingest.name, ingest.consumes, ingest.emits, ingest.kind) == ("ingest", (), INGEST.emits, "gateway")
-    assert ingest.reads == ("devices/+/telemetry", "devices/+/status")
+    assert (ingest.name, ingest.consumes, ingest.emits, ingest.kind) == (
+        "ingest", ("actuation.requested.v1",), INGEST.emits, "gateway")
+    assert ingest.reads[:2] == ("devices/+/telemetry", "devices/+/status")  # then the other profiles' topics
+    assert "tele/+/SENSOR" in ingest.reads and ingest.reads[-1] == "events/actuation.requested.v1/+"
     assert (sink.name, sink.consumes, sink.emits) == ("sink", ("*",), SINK.emits)
     assert sink.reads[0] == "events/#"
     assert "event.rejected.v1" in ingest.emits and "event.rejected.v1" in sink.emits

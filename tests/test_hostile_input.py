@@ -50,7 +50,7 @@ READERS = {  # topic prefix -> the services that read it (README.md, the flow di
     "events/reading.v1/": ("threshold", "availability", "door", "energy", "anomaly", "sink"),
     "events/alert.raised.v1/": ("climate", "sink"),
     "events/device.offline.v1/": ("availability", "sink"),
-    "events/actuation.requested.v1/": ("sink",),
+    "events/actuation.requested.v1/": ("ingest", "sink"),  # ingest: for the causation of profile actuators
     "events/event.rejected.v1/": ("sink",),
 }
 NOW = utc_now()

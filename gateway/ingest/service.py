@@ -1,19 +1,26 @@
 """The ingest service: device topics in, canonical facts out.
 
-Telemetry becomes `reading.v1` (sensors) or `actuator.changed.v1` (actuators), placed
-in its site and room when the fleet registry knows the device; status becomes `device.online.v1` / `device.offline.v1`,
-and anything invalid becomes `event.rejected.v1` naming the reason. A delivery is
-acknowledged only after the broker has acknowledged the facts made from it.
+Each device convention (gateway/profiles/) says which topics to read and what a message means.
+Readings become `reading.v1`, an actuator's reported state `actuator.changed.v1`, availability
+`device.online.v1` / `device.offline.v1`, all placed in their site and room when the fleet registry
+knows the device. A profile device the registry does not know becomes one `device.discovered.v1` and
+nothing else; anything invalid becomes `event.rejected.v1` naming the reason. Ingest also reads the
+`actuation.requested.v1` facts addressed to profile actuators, whose reports do not name the request
+they answer (gateway/ingest/causation.py). A delivery is acknowledged only after the broker has
+acknowledged the facts made from it.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import Counter
+from datetime import datetime
 
 from ..errors import InvalidInput
 from ..events import (
+    ActuationRequestedV1,
     ActuatorChangedV1,
+    DeviceDiscoveredV1,
     DeviceOfflineV1,
     DeviceOnlineV1,
     DeviceThrottledV1,
@@ -21,26 +28,29 @@ from ..events import (
     EventData,
     EventRejectedV1,
     ReadingV1,
+    decode_event,
     derived_event_id,
     new_event,
     utc_now,
 )
-from ..fleet import Registry
+from ..fleet import ACTUATOR_KINDS, Registry
 from ..manifest import ServiceSpec
+from ..profiles import PROFILES, Memory, Profile, Report, profile_of
 from ..rejection import UNKNOWN_SUBJECT, Rejections
 from ..sequence import SequenceTracker
 from ..service import consume, publish_events
 from ..settings import IngestSettings
-from ..topics import STATUS_FILTER, TELEMETRY_FILTER, device_id_from_topic
+from ..topics import ID_PATTERN, validate_id
 from ..transport import Delivery, Message, Transport
-from . import simjson
-from .admission import Admission, Budgets, native_device_key
+from .admission import Admission, Budgets
+from .causation import PendingRequests
 
 log = logging.getLogger(__name__)
 
 SOURCE = "gateway/ingest"
 THROTTLE_CHECK_EVERY = 0.5  # seconds between looks at the throttled devices' life cycle
-STATUS_FACTS: dict[bytes, type[EventData]] = {b"online": DeviceOnlineV1, b"offline": DeviceOfflineV1}
+REQUESTS_PREFIX = f"events/{ActuationRequestedV1.event_type}/"
+MAX_DISCOVERED = 10_000  # unknown devices reported once each; beyond, their messages are only counted
 
 
 class Ingest:
@@ -51,65 +61,159 @@ class Ingest:
         self.counts: Counter[str] = Counter()
         self._sequence = 0
         self.rejections = Rejections(SOURCE, self.counts, self._next_sequence)
-        self.device_sequences = SequenceTracker(self.counts)  # each device's `seq`
+        self.device_sequences = SequenceTracker(self.counts)  # each native device's `seq`
+        self.memories = {name: Memory() for name in PROFILES}
+        self.pending = PendingRequests(self.counts)
+        self.discovered: set[tuple[str, str]] = set()
+        self.last_state: dict[str, tuple[str | None, float | None]] = {}  # per registry actuator
+
+    def device_key(self, topic: str) -> str | None:
+        """The device a topic belongs to (its fleet id when the registry knows it), by string operations only."""
+        found = profile_of(topic)
+        if found is None:
+            return None
+        profile, native = found
+        spec = self.registry.by_native(profile.name, native) if profile.name != "native" else None
+        return spec.id if spec else native
 
     def facts(self, message: Message) -> list[Event]:
+        if message.topic.startswith(REQUESTS_PREFIX):
+            return self._request(message)
         try:
-            device_id = device_id_from_topic(message.topic)
-            kind = message.topic.rsplit("/", 1)[1]
-            if kind == "telemetry":
-                if message.retain:
-                    self.counts["ignored_retained"] += 1
-                    return []
-                return [self._telemetry(device_id, message.topic, message.payload)]
-            return self._status(device_id, message.payload)
+            found = profile_of(message.topic)
+            if found is None:
+                raise InvalidInput("not a device topic of any profile")
+            return self._device_facts(found[0], message)
         except InvalidInput as exc:
             return [self._rejected(message, exc.message)]
         except Exception as exc:  # a bug must cost one message, not the service
             log.exception("ingest failed on a message on %s", message.topic[:128])
             return [self._rejected(message, f"internal error: {type(exc).__name__}: {exc}")]
 
-    def _telemetry(self, device_id: str, topic: str, payload: bytes) -> Event:
+    def _device_facts(self, profile: Profile, message: Message) -> list[Event]:
         received = utc_now()
-        decoded = simjson.decode(payload, received)
-        self.counts[decoded.data.event_type] += 1
-        self.device_sequences.is_new(device_id, decoded.sequence)  # counts gaps, repeats and late ones
-        location = self.registry.describe(device_id)
-        data = decoded.data.model_copy(update=location) if location else decoded.data
-        time = decoded.time or received
-        # Without a device clock a redelivery cannot be recognised; with one, it maps to the same id.
-        event_id = derived_event_id(time, topic.encode() + b"\0" + payload) if decoded.time else None
-        return new_event(data, source=f"device/{device_id}", subject=device_id, time=time,
-                         sequence=decoded.sequence, caused_by=decoded.caused_by, event_id=event_id)
+        reports = profile.decode(message.topic, message.payload, received, self.memories[profile.name])
+        facts: list[Event] = []
+        for report in reports:
+            facts += self._report_facts(profile, report, message, received)
+        return facts
 
-    def _status(self, device_id: str, payload: bytes) -> list[Event]:
-        if not payload:
-            return []  # a cleared retained status is not a fact
-        fact = STATUS_FACTS.get(payload.strip().lower())
-        if fact is None:
-            raise InvalidInput(f"status must be 'online' or 'offline', got {payload[:32]!r}", device_id=device_id)
-        self.counts["status"] += 1
-        return [new_event(fact(), source=SOURCE, subject=device_id, sequence=self._next_sequence())]
+    def _report_facts(self, profile: Profile, report: Report, message: Message, received: datetime) -> list[Event]:
+        if profile.name == "native":
+            device_id = validate_id(report.native)
+        else:
+            spec = self.registry.by_native(profile.name, report.native)
+            if spec is None:
+                return self._unknown(profile, report, message)
+            device_id = spec.id
+        if report.announced is not None:
+            self.counts["announced"] += 1
+            return []
+        if report.kept_out:
+            self.counts["kept_out"] += len(report.kept_out)
+        if report.online is not None:
+            self.counts["status"] += 1
+            status: EventData = DeviceOnlineV1() if report.online else DeviceOfflineV1()
+            return [new_event(status, source=SOURCE, subject=device_id, sequence=self._next_sequence())]
+        if message.retain:  # a stale copy the broker kept, not something the device just said
+            self.counts["ignored_retained"] += 1
+            return []
+        facts = []
+        if report.measurements:
+            facts.append(self._device_event(device_id, ReadingV1(measurements=list(report.measurements)),
+                                            report, message, received, None))
+        if report.state is not None or report.position is not None:
+            facts += self._actuator(profile, device_id, report, message, received)
+        if not facts and not report.kept_out:
+            self.counts["empty_report"] += 1
+        return facts
+
+    def _actuator(self, profile: Profile, device_id: str, report: Report, message: Message,
+                  received: datetime) -> list[Event]:
+        location = self.registry.describe(device_id)
+        if profile.name != "native" and location.get("kind") not in ACTUATOR_KINDS:
+            self.counts["kept_out"] += 1  # a plug's relay state next to its power reading, say
+            return []
+        caused_by = report.caused_by
+        if profile.name != "native":
+            caused_by = self.pending.answered(device_id)
+            state = (report.state, report.position)
+            if caused_by is None and self.last_state.get(device_id) == state:
+                self.counts["unchanged_state"] += 1  # Tasmota's STATE every TelePeriod, say
+                return []
+            self.last_state[device_id] = state
+        data = ActuatorChangedV1(state=report.state, position=report.position)
+        return [self._device_event(device_id, data, report, message, received, caused_by)]
+
+    def _device_event(self, device_id: str, data: EventData, report: Report, message: Message,
+                      received: datetime, caused_by: tuple[str, str] | None) -> Event:
+        self.counts[data.event_type] += 1
+        if report.sequence is not None:
+            self.device_sequences.is_new(device_id, report.sequence)  # counts gaps, repeats and late ones
+        location = self.registry.describe(device_id)
+        data = data.model_copy(update=location) if location else data
+        time = report.time or received
+        # Without a device clock a redelivery cannot be recognised; with one, it maps to the same id.
+        key = message.topic.encode() + b"\0" + message.payload + b"\0" + data.event_type.encode()
+        event_id = derived_event_id(time, key) if report.time else None
+        return new_event(data, source=f"device/{device_id}", subject=device_id, time=time,
+                         sequence=report.sequence, caused_by=caused_by or report.caused_by, event_id=event_id)
+
+    def _unknown(self, profile: Profile, report: Report, message: Message) -> list[Event]:
+        """A device the registry does not know: said once, then only counted."""
+        self.counts["unknown_device"] += 1
+        key = (profile.name, report.native)
+        if key in self.discovered:
+            return []
+        if len(self.discovered) >= MAX_DISCOVERED:
+            self.counts["unknown_device_not_reported"] += 1
+            return []
+        self.discovered.add(key)
+        self.counts[DeviceDiscoveredV1.event_type] += 1
+        data = DeviceDiscoveredV1(profile=profile.name, native=report.native[:256],
+                                  announced=(report.announced or f"published on {message.topic}")[:512],
+                                  topic=message.topic[:512])
+        subject = report.native if ID_PATTERN.fullmatch(report.native) else UNKNOWN_SUBJECT
+        return [new_event(data, source=SOURCE, subject=subject, sequence=self._next_sequence())]
+
+    def _request(self, message: Message) -> list[Event]:
+        """Remember a request addressed to a profile actuator, to name it as the cause of its next report."""
+        try:
+            request = decode_event(message.payload, topic=message.topic)
+        except InvalidInput as exc:
+            subject = message.topic[len(REQUESTS_PREFIX):]
+            return [self.rejections.of(message, exc.message, subject if ID_PATTERN.fullmatch(subject)
+                                       else UNKNOWN_SUBJECT)]
+        spec = self.registry.get(request.subject)
+        if spec is None or spec.profile == "native":
+            self.counts["requests_not_ours"] += 1  # a native actuator names the request itself
+            return []
+        self.pending.remember(spec.id, request.id, request.correlationid)
+        return []
 
     def _rejected(self, message: Message, reason: str) -> Event:
-        try:
-            subject = device_id_from_topic(message.topic)
-        except InvalidInput:
-            subject = UNKNOWN_SUBJECT
-        return self.rejections.of(message, reason, subject)
+        subject = self.device_key(message.topic) or UNKNOWN_SUBJECT
+        return self.rejections.of(message, reason, subject if ID_PATTERN.fullmatch(subject) else UNKNOWN_SUBJECT)
 
     def _next_sequence(self) -> int:
         self._sequence += 1
         return self._sequence
 
 
-SPEC = ServiceSpec(
-    name="ingest",
-    reads=(TELEMETRY_FILTER, STATUS_FILTER),
-    consumes=(),
-    emits=(ReadingV1.event_type, ActuatorChangedV1.event_type, DeviceOnlineV1.event_type,
-           DeviceOfflineV1.event_type, EventRejectedV1.event_type, DeviceThrottledV1.event_type),
-)
+def ingest_spec() -> ServiceSpec:
+    """What ingest reads: every profile's device topics, and the requests addressed to actuators."""
+    reads = [topic for profile in PROFILES.values() for topic in profile.subscriptions]
+    return ServiceSpec(
+        name="ingest",
+        reads=(*reads, f"{REQUESTS_PREFIX}+"),
+        consumes=(ActuationRequestedV1.event_type,),
+        emits=(ReadingV1.event_type, ActuatorChangedV1.event_type, DeviceOnlineV1.event_type,
+               DeviceOfflineV1.event_type, EventRejectedV1.event_type, DeviceThrottledV1.event_type,
+               DeviceDiscoveredV1.event_type),
+    )
+
+
+SPEC = ingest_spec()
 
 
 class IngestService:
@@ -123,7 +227,7 @@ class IngestService:
         self.counts = self.ingest.counts
         self.admission = Admission(budgets or Budgets(IngestSettings()), self.counts, self.ingest._next_sequence,
                                    describe=self.ingest.registry.describe)
-        self.device_key = native_device_key  # topic -> the device it belongs to, by string operations only
+        self.device_key = self.ingest.device_key  # topic -> the device it belongs to, by string operations only
 
     async def run(self, stop: asyncio.Event) -> None:
         reporting = asyncio.create_task(self._report_throttled(stop))
@@ -139,7 +243,8 @@ class IngestService:
             publish_events(self.transport, self.admission.reports())
 
     def process(self, delivery: Delivery) -> None:
-        if not self.admission.admits(self.device_key(delivery.message.topic)):
+        topic = delivery.message.topic
+        if not topic.startswith(REQUESTS_PREFIX) and not self.admission.admits(self.device_key(topic)):
             delivery.ack()  # shed: before any decoding; acknowledged, so the broker does not send it again
             return
         facts = self.ingest.facts(delivery.message)
