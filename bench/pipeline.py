@@ -175,16 +175,16 @@ class System:
 
 
 class Ours(System):
-    """Ours as deployed; with `code`, the services run from that directory (an earlier commit's
-    worktree) and store into a database of their own."""
+    """Ours as deployed; with `code`, the services run from that directory (a snapshot of a commit); the
+    baseline (an earlier commit, which stored a reading's `value` per metric) into a database of its own."""
 
-    def __init__(self, stack: LocalStack, state: Path, code: Path | None = None) -> None:
-        database, count_field = (DATABASE, "temperature") if code is None else ("baseline", "value")
-        super().__init__("ours" if code is None else "baseline", "events/alert.raised.v1/+", database, count_field)
+    def __init__(self, stack: LocalStack, state: Path, code: Path | None = None, baseline: bool = False) -> None:
+        database, count_field = ("baseline", "value") if baseline else (DATABASE, "temperature")
+        super().__init__("baseline" if baseline else "ours", "events/alert.raised.v1/+", database, count_field)
         self.stack, self.state, self.code = stack, state / self.name, code
         self.state.mkdir(exist_ok=True)
         self.popen: dict[str, subprocess.Popen] = {}
-        if code is not None:
+        if baseline:
             admin_query(stack, f"CREATE DATABASE {database}")
 
     def reading_time(self, alert: dict) -> float:
@@ -195,9 +195,11 @@ class Ours(System):
         env = {**os.environ, **self.stack.env(account), "CHOREO_REACTORS_THRESHOLD_MIN_DURATION": "0",
                "CHOREO_REACTORS_STATE_DIR": str(self.state / "reactors"),
                "CHOREO_SINK_SPOOL_DIR": str(self.state / "spool"), "CHOREO_MQTT_SESSION_EXPIRY": "0"}
+        if self.database == DATABASE:  # the same job as the peer's: one alert per reading above the limit
+            env["CHOREO_REACTORS_THRESHOLD_ALERT_VERSIONS"] = "v1"
         if self.code is not None:
             env["PYTHONPATH"] = str(self.code)
-            if account == "sink":
+            if account == "sink" and self.database != DATABASE:
                 env.update({"CHOREO_INFLUX_DATABASE": self.database, "CHOREO_INFLUX_USERNAME": "admin",
                             "CHOREO_INFLUX_PASSWORD": self.stack.credentials.influx_admin_password})
         return env
@@ -452,6 +454,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="rounds of every system, alternating")
     parser.add_argument("--systems", default="ours,node-red", help="which systems to measure, comma-separated")
     parser.add_argument("--baseline", type=Path, help="also measure ours from the code in this directory")
+    parser.add_argument("--code", type=Path, help="run ours from the code in this directory (default: this tree)")
     parser.add_argument("--events", type=int, default=0, help="readings of a flat-out run after the ladder (0: none)")
     parser.add_argument("--memory-seconds", type=float, default=0,
                         help="length of a run at half the flat-out rate whose RSS shows growth (0: none)")
@@ -470,8 +473,9 @@ def main() -> None:
             if args.broker_limit:
                 progress("broker limit: mosquitto_pub -> mosquitto_sub")
                 result["broker_limit_per_second"] = bench.broker_limit(args.broker_limit)
-            systems = {"ours": lambda: Ours(stack, Path(state)), "node-red": lambda: Peer(stack, Path(state)),
-                       "baseline": lambda: Ours(stack, Path(state), args.baseline.resolve())}
+            systems = {"ours": lambda: Ours(stack, Path(state), args.code and args.code.resolve()),
+                       "node-red": lambda: Peer(stack, Path(state)),
+                       "baseline": lambda: Ours(stack, Path(state), args.baseline.resolve(), baseline=True)}
             for round_ in range(args.rounds):
                 for name in names:
                     progress(f"round {round_ + 1}: {name}")
