@@ -58,17 +58,23 @@ class Homie(Profile):
         if attribute != "$description" or not payload:
             return []
         description = self.json_object(payload, limit=DESCRIPTION_LIMIT)
-        nodes = self.table(description.get("nodes", {}), "nodes")
         properties = {}
-        for node, body in nodes.items():
-            for prop, attributes in self.table(self.table(body, f"nodes.{node}").get("properties", {}),
-                                               f"nodes.{node}.properties").items():
-                attributes = self.table(attributes, f"nodes.{node}.properties.{prop}")
+        for node, body in self._by_id(description.get("nodes", {}), "nodes").items():
+            for prop, attributes in self._by_id(body.get("properties", {}), f"nodes.{node}.properties").items():
                 properties[f"{node}/{prop}"] = (attributes.get("datatype"), attributes.get("unit"))
         memory.remember(device, properties)
         name = description.get("name")
         what = f"{str(name)[:64] if name else device}: {', '.join(sorted(properties))[:400]}"
         return [Report(device, announced=what)]
+
+    def _by_id(self, items: object, field: str) -> dict[str, dict]:
+        """Nodes or properties: an object keyed by id (5.0), or a list of objects with an `id` (its drafts)."""
+        if isinstance(items, list):
+            pairs = [(self.table(item, f"{field}[{n}]").get("id"), item) for n, item in enumerate(items)]
+            if any(not isinstance(key, str) for key, _ in pairs):
+                raise self.bad(field, "every entry of the list needs a string `id`")
+            items = dict(pairs)
+        return {str(key): self.table(value, f"{field}.{key}") for key, value in self.table(items, field).items()}
 
     def _value(self, device: str, node: str, prop: str, payload: bytes, memory: Memory) -> Report:
         path = f"{node}/{prop}"
