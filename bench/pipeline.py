@@ -195,8 +195,9 @@ class Ours(System):
         env = {**os.environ, **self.stack.env(account), "CHOREO_REACTORS_THRESHOLD_MIN_DURATION": "0",
                "CHOREO_REACTORS_STATE_DIR": str(self.state / "reactors"),
                "CHOREO_SINK_SPOOL_DIR": str(self.state / "spool"), "CHOREO_MQTT_SESSION_EXPIRY": "0"}
-        if self.database == DATABASE:  # the same job as the peer's: one alert per reading above the limit
-            env["CHOREO_REACTORS_THRESHOLD_ALERT_VERSIONS"] = "v1"
+        if self.database == DATABASE:  # the same job as the peer's: one alert per reading above the limit,
+            env["CHOREO_REACTORS_THRESHOLD_ALERT_VERSIONS"] = "v1"  # and no device's readings shed at ingest
+            env.update({"CHOREO_INGEST_BUDGET_UNKNOWN_RATE": "1000000", "CHOREO_INGEST_BUDGET_BURST": "1000000"})
         if self.code is not None:
             env["PYTHONPATH"] = str(self.code)
             if account == "sink" and self.database != DATABASE:

@@ -56,7 +56,12 @@ def encode_point(measurement: str, tags: Mapping[str, str], fields: Mapping[str,
     if not fields:
         raise InvalidInput(f"point in {measurement!r} has no fields")
     body = ",".join(f"{_name(key, 'field key')}={_field_value(key, value)}" for key, value in fields.items())
-    return f"{_series(measurement, tuple(sorted(tags.items())))} {body} {timestamp_ns}"
+    return f"{series_key(measurement, tags)} {body} {timestamp_ns}"
+
+
+def series_key(measurement: str, tags: Mapping[str, str]) -> str:
+    """The measurement and tag set of a line, escaped, tags sorted by key; an empty tag value is omitted."""
+    return _series(measurement, tuple(sorted(tags.items())))
 
 
 @lru_cache(maxsize=65536)

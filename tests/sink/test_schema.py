@@ -1,7 +1,20 @@
 from datetime import UTC, datetime
 
-from gateway.events import AlertRaisedV1, Measurement, ReadingV1, new_event
-from gateway.sink.schema import event_lines, timestamp_ns
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from gateway.events import (
+    MAX_SEQUENCE,
+    METRIC_NAME_PATTERN,
+    SENML_UNITS,
+    AlertRaisedV1,
+    Measurement,
+    ReadingV1,
+    new_event,
+)
+from gateway.sink.lineprotocol import encode_point
+from gateway.sink.schema import event_lines, nanoseconds, reading_line, storable_as_one_point, timestamp_ns
+from gateway.topics import ID_PATTERN
 
 T = datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=UTC)
 READING = ReadingV1(measurements=[Measurement(name="temperature", unit="Cel", value=21.5),
@@ -49,3 +62,26 @@ def test_caused_events_store_their_causation():
                                     above_seconds=2), source="reactor/threshold", subject="temp-1", cause=root)
     [line] = event_lines(alert)
     assert f'causationid="{root.id}"' in line and f'correlationid="{root.id}"' in line
+
+
+@settings(max_examples=200, deadline=None)
+@given(measurements=st.lists(st.tuples(st.from_regex(METRIC_NAME_PATTERN, fullmatch=True),
+                                       st.sampled_from(sorted(SENML_UNITS)),
+                                       st.floats(allow_nan=False, allow_infinity=False) | st.integers(-2**53, 2**53)),
+                             min_size=1, max_size=5, unique_by=lambda m: m[0]),
+       place=st.tuples(*[st.none() | st.from_regex(ID_PATTERN, fullmatch=True)] * 3),
+       sequence=st.none() | st.integers(0, MAX_SEQUENCE), caused=st.booleans())
+def test_the_written_out_reading_line_is_the_general_encoders_line(measurements, place, sequence, caused):
+    reading = ReadingV1(measurements=[Measurement(name=n, unit=u, value=v) for n, u, v in measurements],
+                        site=place[0], room=place[1], kind=place[2])
+    root = new_event(READING, source="device/temp-1", subject="temp-1", time=T)
+    event = new_event(reading, source="device/temp-1", subject="temp-1", time=T, sequence=sequence,
+                      cause=root if caused else None)
+    assume(storable_as_one_point(reading))
+    tags = {"device": event.subject, "type": event.type, "source": event.source, "site": reading.site or "",
+            "room": reading.room or "", "kind": reading.kind or "",
+            **{f"unit.{m.name}": m.unit for m in reading.measurements}}
+    fields = {"id": event.id, **({"correlationid": root.id, "causationid": root.id} if caused else {}),
+              **({"sequence": sequence} if sequence is not None else {}), "emittedtime": nanoseconds(event.emittedtime),
+              **{m.name: float(m.value) for m in reading.measurements}}
+    assert reading_line(event) == encode_point("readings", tags, fields, timestamp_ns(event))
