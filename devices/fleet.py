@@ -149,7 +149,8 @@ class FleetRunner:
         await asyncio.gather(*(disconnect(client) for client in self.clients), return_exceptions=True)
 
     async def _publish_on_schedule(self, stop: asyncio.Event, started: float) -> None:
-        sensors = [m for m in self.members if not m.device.is_actuator]
+        sensors = [m for m in self.members
+                   if not m.device.is_actuator or (m.speaker is not None and m.speaker.meters_actuators)]
         while not stop.is_set() and sensors:
             elapsed = time.monotonic() - started
             for member in sensors:

@@ -11,7 +11,8 @@ https://shelly-api-docs.shelly.cloud/gen2/General/RPCChannels (MQTT):
 - `<id>/rpc`: request frames `{"id": 1, "src": "<caller>", "method": "Switch.Set", "params":
   {"id": 0, "on": true}}`; the response `{"id": 1, "src": <id>, "dst": "<caller>", "result":
   {"was_on": false}}` goes to `<caller>/rpc`, an error as `{"error": {"code": ..., "message": ...}}`.
-A switch notifies its status only when it changed.
+A switch notifies its status only when it changed: its output after a command, its metering
+(`voltage`, `current`, `apower`, without `output`) as the mains and the load wander.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ NO_HANDLER = 404
 class ShellySpeaker(Speaker):
     profile = "shelly"
     kinds = frozenset({"temperature", "fan", "heater"})
+    meters_actuators = True  # a Plus 1PM notifies its metering (voltage, current, apower) as it changes
 
     def will(self) -> Message:
         return Message(f"{self.native}/online", b"false", retain=True)
@@ -49,6 +51,8 @@ class ShellySpeaker(Speaker):
         return Message(f"{self.native}/events/rpc", as_json(frame))
 
     def readings(self, fields: dict[str, Any], now: datetime) -> list[Message]:
+        if is_relay(self.device):
+            return [self._notify({"switch:0": self._metering(fields["state"] == "on")}, now)]
         celsius = round(fields["temperature"], 1)
         components: dict[str, Any] = {
             "temperature:0": {"id": 0, "tC": celsius, "tF": round(celsius * 9 / 5 + 32, 1)},
@@ -63,10 +67,14 @@ class ShellySpeaker(Speaker):
 
     def state_report(self, state: dict[str, Any], now: datetime) -> list[Message]:
         on = state["state"] == "on"
-        power = LOAD_WATTS[self.device.spec.kind] if on else 0.0
-        switch = {"id": 0, "source": "MQTT", "output": on, "apower": power, "voltage": VOLTAGE,
-                  "current": round(power / VOLTAGE, 3), "aenergy": {"total": 0.0}}
+        switch = {"source": "MQTT", "output": on, **self._metering(on)}
         return [self._notify({"switch:0": switch}, now)]
+
+    def _metering(self, on: bool) -> dict[str, Any]:
+        """The metered part of `switch:0`: the mains voltage wanders, the load draws while on."""
+        voltage = round(VOLTAGE + self.device.rng.uniform(-2, 2), 1)
+        power = round(LOAD_WATTS[self.device.spec.kind] * self.device.rng.uniform(0.97, 1.03), 1) if on else 0.0
+        return {"id": 0, "apower": power, "voltage": voltage, "current": round(power / voltage, 3)}
 
     def command_filters(self) -> list[str]:
         return [f"{self.native}/rpc"] if is_relay(self.device) else []

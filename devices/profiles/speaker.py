@@ -30,6 +30,7 @@ class Speaker:
 
     profile: ClassVar[str]
     kinds: ClassVar[frozenset[str]]  # the simulated kinds this convention carries here
+    meters_actuators: ClassVar[bool] = False  # its actuators also report readings (`readings`) at their interval
 
     def __init__(self, device: SimulatedDevice) -> None:
         spec = device.spec

@@ -97,7 +97,7 @@ class Zigbee2MqttSpeaker(Speaker):
         if kind == "door":
             return {"contact": not fields["door_open"]}
         if kind == "power":
-            return {"state": "ON", "power": fields["power"], "energy": round(fields["energy"] / 1000, 6)}
+            return {"power": fields["power"], "energy": round(fields["energy"] / 1000, 6)}
         if is_relay(self.device):
             return {"state": fields["state"].upper()}
         return {"temperature": fields["temperature"], "humidity": fields["humidity"]}

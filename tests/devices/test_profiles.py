@@ -166,6 +166,15 @@ def test_shelly_switch_answers_switch_set_and_notifies_the_change():
     assert json.loads(unchanged.payload)["result"] == {"was_on": True}
 
 
+def test_shelly_switch_notifies_its_metering_without_its_output_between_commands():
+    relay = speaker("shelly", "heater", "shellyplus1pm-office")
+    [off] = relay.readings({"state": "off"}, NOW)
+    switch = json.loads(off.payload)["params"]["switch:0"]
+    assert "output" not in switch and switch["apower"] == 0.0 and 228 <= switch["voltage"] <= 232
+    [on] = relay.readings({"state": "on"}, NOW)
+    assert json.loads(on.payload)["params"]["switch:0"]["apower"] > 1000
+
+
 def test_shelly_refuses_a_bad_request_with_an_error_frame_to_its_caller():
     relay = speaker("shelly", "fan", "shellyplus1pm-lab")
     command = Message("shellyplus1pm-lab/rpc", b'{"id": 2, "src": "me", "method": "Switch.Set", "params": {"on": 1}}')
