@@ -15,6 +15,11 @@ log = logging.getLogger(__name__)
 Entry = tuple[str, bytes]  # (topic, payload)
 
 
+def outbox_key(fact: Event) -> str:
+    """A fact emitted in two versions shares one id (gateway/upcast.py): each version is kept on its own."""
+    return f"{fact.type}/{fact.id}"
+
+
 class Outbox:
     """A fact enters with the checkpoint that made it and leaves with the one after its PUBACK,
     so no fact is lost between a checkpoint and the broker's confirmation."""
@@ -24,7 +29,7 @@ class Outbox:
         self.transport = transport
         self.entries: dict[str, Entry] = dict(stored)
         self.counts = counts
-        self._changes: dict[str, Entry | None] = {}  # fact id -> entry, None: confirmed
+        self._changes: dict[str, Entry | None] = {}  # outbox_key -> entry, None: confirmed
         self._confirming: set[str] = set()
 
     def __len__(self) -> int:
@@ -33,9 +38,9 @@ class Outbox:
     def add(self, facts: list[Event]) -> None:
         """Keep and publish each fact."""
         for fact in facts:
-            message = event_message(fact)
-            self.entries[fact.id] = self._changes[fact.id] = (message.topic, message.payload)
-            self._publish(fact.id, message)
+            message, key = event_message(fact), outbox_key(fact)
+            self.entries[key] = self._changes[key] = (message.topic, message.payload)
+            self._publish(key, message)
 
     def republish(self) -> None:
         """Publish again every fact not yet confirmed by the broker (after a restart)."""
