@@ -8,8 +8,10 @@ paced rates (`--rates`, `--seconds` each):
 - ours: ingest, the threshold reactor and the sink as separate processes, as deployed;
 - Node-RED (bench/nodered/flows.json): MQTT in, a threshold function emitting an alert
   message, every reading written to the same InfluxDB through node-red-contrib-influxdb;
-- with `--baseline DIR`, ours again from the code in DIR (a `git worktree` of an earlier commit),
-  storing into a database of its own: the same-run ratio against the previous code.
+- with `--baseline DIR`, ours again from the code in DIR (`git archive` of an earlier commit),
+  storing into a database of its own: the same-run ratio against the previous code;
+- with `--variant NAME=DIR` (repeatable), ours from the code in DIR under NAME: the current code
+  with one change left out, say, to measure that change in the same run.
 
 The load is the device fleet's telemetry (`{"seq", "ts", "temperature"}` on
 `devices/{id}/telemetry`, QoS 1) from one generator: every tenth reading of a device
@@ -178,9 +180,10 @@ class Ours(System):
     """Ours as deployed; with `code`, the services run from that directory (a snapshot of a commit); the
     baseline (an earlier commit, which stored a reading's `value` per metric) into a database of its own."""
 
-    def __init__(self, stack: LocalStack, state: Path, code: Path | None = None, baseline: bool = False) -> None:
+    def __init__(self, stack: LocalStack, state: Path, code: Path | None = None, baseline: bool = False,
+                 name: str = "ours") -> None:
         database, count_field = ("baseline", "value") if baseline else (DATABASE, "temperature")
-        super().__init__("baseline" if baseline else "ours", "events/alert.raised.v1/+", database, count_field)
+        super().__init__("baseline" if baseline else name, "events/alert.raised.v1/+", database, count_field)
         self.stack, self.state, self.code = stack, state / self.name, code
         self.state.mkdir(exist_ok=True)
         self.popen: dict[str, subprocess.Popen] = {}
@@ -400,7 +403,7 @@ def rung_figures(runs: list[dict]) -> dict[str, float]:
 
 
 def ladder_table(result: dict) -> list[str]:
-    systems = [s for s in ("ours", "baseline", "node-red") if result["rounds"].get(s)]
+    systems = [s for s, runs in result["rounds"].items() if runs]
     rates = sorted({rate for s in systems for run in result["rounds"][s] for rate in run["ladder"]}, key=float)
     lines = ["| rate | system | achieved/s | p50 / p99 ms | own CPU s per 100k | broker | InfluxDB |",
              "|---:|---|---:|---:|---:|---:|---:|"]
@@ -411,8 +414,8 @@ def ladder_table(result: dict) -> list[str]:
         for s, f in figures.items():
             lines.append(f"| {int(rate):,}/s | {s} | {f['achieved']:,.0f} | {f['p50']:.1f} / {f['p99']:.1f} | "
                          f"{f['own']:.1f} | {f['mosquitto']:.1f} | {f['influxd']:.1f} |")
-        for other in ("node-red", "baseline"):
-            if "ours" in figures and other in figures:
+        for other in (s for s in systems if s != "ours"):
+            if "ours" in figures:
                 o, b = figures["ours"], figures[other]
                 ratios.append(f"{int(rate):,}/s, ours / {other}: own CPU {o['own'] / b['own']:.2f}, broker "
                               f"{o['mosquitto'] / b['mosquitto']:.2f}, InfluxDB {o['influxd'] / b['influxd']:.2f}, "
@@ -456,13 +459,16 @@ def main() -> None:
     parser.add_argument("--systems", default="ours,node-red", help="which systems to measure, comma-separated")
     parser.add_argument("--baseline", type=Path, help="also measure ours from the code in this directory")
     parser.add_argument("--code", type=Path, help="run ours from the code in this directory (default: this tree)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=DIR",
+                        help="also measure ours from the code in DIR under NAME (a change left out, say)")
     parser.add_argument("--events", type=int, default=0, help="readings of a flat-out run after the ladder (0: none)")
     parser.add_argument("--memory-seconds", type=float, default=0,
                         help="length of a run at half the flat-out rate whose RSS shows growth (0: none)")
     parser.add_argument("--broker-limit", type=int, default=0,
                         help="messages of a mosquitto_pub -> mosquitto_sub run first (0: none)")
     args = parser.parse_args()
-    names = args.systems.split(",") + (["baseline"] if args.baseline else [])
+    variants = {name: Path(directory).resolve() for name, _, directory in (v.partition("=") for v in args.variant)}
+    names = args.systems.split(",") + list(variants) + (["baseline"] if args.baseline else [])
     with tempfile.TemporaryDirectory() as state:
         stack = LocalStack(Path(state))
         stack.broker.extra_config = UNBOUNDED_QUEUES
@@ -476,7 +482,9 @@ def main() -> None:
                 result["broker_limit_per_second"] = bench.broker_limit(args.broker_limit)
             systems = {"ours": lambda: Ours(stack, Path(state), args.code and args.code.resolve()),
                        "node-red": lambda: Peer(stack, Path(state)),
-                       "baseline": lambda: Ours(stack, Path(state), args.baseline.resolve(), baseline=True)}
+                       "baseline": lambda: Ours(stack, Path(state), args.baseline.resolve(), baseline=True),
+                       **{name: (lambda name=name, code=code: Ours(stack, Path(state), code, name=name))
+                          for name, code in variants.items()}}
             for round_ in range(args.rounds):
                 for name in names:
                     progress(f"round {round_ + 1}: {name}")
