@@ -228,6 +228,9 @@ class IngestService:
         self.admission = Admission(budgets or Budgets(IngestSettings()), self.counts, self.ingest._next_sequence,
                                    describe=self.ingest.registry.describe)
         self.device_key = self.ingest.device_key  # topic -> the device it belongs to, by string operations only
+        # Decided as each message comes off the socket, before it queues: 10,000 queued flood messages
+        # in front of the others' would delay them by as long as shedding those takes (docs/flow-control.md).
+        transport.admit_with(self.admits)
 
     async def run(self, stop: asyncio.Event) -> None:
         reporting = asyncio.create_task(self._report_throttled(stop))
@@ -242,10 +245,11 @@ class IngestService:
             await asyncio.sleep(THROTTLE_CHECK_EVERY)
             publish_events(self.transport, self.admission.reports())
 
+    def admits(self, message: Message) -> bool:
+        """False sheds the message: the transport acknowledges and drops it before any decoding."""
+        topic = message.topic
+        return topic.startswith(REQUESTS_PREFIX) or self.admission.admits(self.device_key(topic))
+
     def process(self, delivery: Delivery) -> None:
-        topic = delivery.message.topic
-        if not topic.startswith(REQUESTS_PREFIX) and not self.admission.admits(self.device_key(topic)):
-            delivery.ack()  # shed: before any decoding; acknowledged, so the broker does not send it again
-            return
         facts = self.ingest.facts(delivery.message)
         delivery.ack_when(publish_events(self.transport, facts))

@@ -104,9 +104,13 @@ class InboundQueue:
         self.stats = stats
         self._items: deque[Delivery] = deque()
         self._waiter: asyncio.Future[None] | None = None  # the consumer's, while the queue is empty
+        self.admit: Callable[[Message], bool] | None = None  # Transport.admit_with
 
     def offer(self, delivery: Delivery) -> None:
         self.stats.received += 1
+        if self.admit is not None and not self.admit(delivery.message):
+            delivery.ack()  # refused by the consumer's admission, which counts it: never queued
+            return
         if delivery.message.qos == 0 and len(self._items) >= self.limit:
             self.stats.dropped += 1
             return
@@ -221,3 +225,8 @@ class Transport(Protocol):
 
     def drop_connection(self, offline_for: float) -> None:
         """Cut the connection without a goodbye (the broker sends the will); reconnect after `offline_for` s."""
+
+    def admit_with(self, admit: Callable[[Message], bool]) -> None:
+        """Decide for each inbound message as it arrives, before it queues: one `admit` refuses is
+        acknowledged and dropped there (the consumer counts it), so a flood from one source never
+        stands in the queue in front of everyone else's (ingest's per-device admission)."""

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import ssl
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Self
 
 from ..errors import Refused, TransportError
@@ -223,6 +224,9 @@ class MqttTransport:
         for topic_filter, (qos, retain_handling) in self._subscriptions.items():
             if not session_present or topic_filter.startswith("$share/") or topic_filter in self._subscribing:
                 self._send_subscribe(topic_filter, qos, retain_handling)
+
+    def admit_with(self, admit: Callable[[Message], bool]) -> None:
+        self._inbound.admit = admit
 
     def drop_connection(self, offline_for: float) -> None:
         self._planned_outage = offline_for

@@ -8,6 +8,7 @@ publishes refused as "not authorized" where the broker was told to deny them.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Self
 
@@ -85,6 +86,9 @@ class MemoryTransport:
     def crash(self) -> None:
         """Vanish without a clean disconnect, so the broker publishes the last will."""
         self.broker.disconnect(self, clean=False)
+
+    def admit_with(self, admit: Callable[[Message], bool]) -> None:
+        self._inbound.admit = admit
 
     def drop_connection(self, offline_for: float) -> None:
         self.crash()

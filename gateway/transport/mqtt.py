@@ -390,6 +390,9 @@ class MqttTransport:
             self._store.push_message(mid, resent(packet))
             self._store.pending[mid] = (message, future)
 
+    def admit_with(self, admit: Callable[[Message], bool]) -> None:
+        self._inbound.admit = admit
+
     def drop_connection(self, offline_for: float) -> None:
         # The reconnect gmqtt schedules reads its delay only when it runs, after _on_disconnect.
         self._planned_outage = offline_for

@@ -11,6 +11,7 @@ from gateway.ingest.admission import Admission, Budget, Budgets, TokenBucket, na
 from gateway.ingest.service import IngestService
 from gateway.settings import IngestSettings, load_settings
 from gateway.transport import ClientConfig, Delivery, MemoryBroker, MemoryTransport, Message
+from gateway.transport.base import InboundQueue, TransportStats
 
 FLEET = Fleet.model_validate({"interval": 1.0, "sites": [
     {"id": "hq", "rooms": [{"id": "lab", "devices": [{"kind": "temperature", "count": 2},
@@ -157,26 +158,38 @@ def test_messages_without_a_valid_device_share_one_bucket():
     assert counts["admission_shared_bucket"] == 35
 
 
-async def test_the_service_acknowledges_shed_messages_without_decoding_or_publishing_them():
+def test_a_message_refused_by_admission_is_acknowledged_and_never_queued():
+    stats = TransportStats()
+    queue = InboundQueue(limit=10, stats=stats)
+    queue.admit = lambda message: message.topic != "devices/flood-1/telemetry"
+    acknowledged = []
+    for topic in ("devices/flood-1/telemetry", "devices/probe-1/telemetry"):
+        queue.offer(Delivery(Message(topic, b"{}"), ack=lambda topic=topic: acknowledged.append(topic)))
+    assert acknowledged == ["devices/flood-1/telemetry"]
+    assert len(queue) == 1 and stats.received == 2 and stats.dropped == 0
+
+
+async def test_the_service_sheds_before_queueing_decoding_or_publishing():
     broker = MemoryBroker()
+    device = MemoryTransport(broker, ClientConfig("lab-temperature-1"))
     observer = MemoryTransport(broker, ClientConfig("observer"))
-    async with MemoryTransport(broker, ClientConfig("ingest")) as transport, observer:
+    async with MemoryTransport(broker, ClientConfig("ingest")) as transport, observer, device:
         await observer.subscribe("events/#")
         service = IngestService(transport, Registry(FLEET), budgets())
-        acknowledged = []
+        await transport.subscribe("devices/+/telemetry")
         for seq in range(50):
-            payload = b'{"seq": %d, "temperature": 21.5}' % seq
-            message = Message("devices/lab-temperature-1/telemetry", payload)
-            service.process(Delivery(message, ack=lambda: acknowledged.append(1)))
+            device.publish(Message("devices/lab-temperature-1/telemetry", b'{"seq": %d, "temperature": 21.5}' % seq))
         # An invalid payload beyond the budget is shed before decoding: it becomes no rejection.
-        service.process(Delivery(Message("devices/lab-temperature-1/telemetry", b"not json"),
-                                 ack=lambda: acknowledged.append(1)))
-        await transport.flush(1)
-        assert len(acknowledged) == 51
-        published = [decode_event((await observer.receive(1)).message.payload) for _ in range(20)]
+        device.publish(Message("devices/lab-temperature-1/telemetry", b"not json"))
+        device.publish(Message("devices/lab-temperature-2/telemetry", b'{"seq": 1, "temperature": 21.5}'))
+        while (delivery := await transport.receive(0)) is not None:
+            service.process(delivery)
+        published = []
+        while (delivery := await observer.receive(0.01)) is not None:
+            published.append(decode_event(delivery.message.payload))
+        assert [event.subject for event in published] == ["lab-temperature-1"] * 20 + ["lab-temperature-2"]
         assert all(isinstance(event.data, ReadingV1) for event in published)
-        assert await observer.receive(0.01) is None
         assert service.counts["shed"] == 31 and service.counts["rejected"] == 0
 
         [fact] = service.admission.reports()
-        assert (fact.data.phase, fact.data.shed) == ("started", 31)
+        assert (fact.subject, fact.data.phase, fact.data.shed) == ("lab-temperature-1", "started", 31)
