@@ -72,8 +72,9 @@ class Stack:
 
     def __init__(self, state_dir: Path) -> None:
         self.settings = load_settings({**os.environ, **SETTINGS})
-        self.fleet = load_fleet(self.settings).devices()
-        self.local = LocalStack(state_dir, [spec.id for spec in self.fleet], declarations(self.settings))
+        fleet = load_fleet(self.settings)
+        self.fleet = fleet.devices()
+        self.local = LocalStack(state_dir, fleet.accounts(), declarations(self.settings))  # a broker account each
         self.processes = ServiceProcesses(state_dir)
         self.consumers = consumer_commands(self.settings)
         self.state_dir = state_dir
