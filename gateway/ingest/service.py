@@ -42,7 +42,7 @@ from ..service import consume, publish_events
 from ..settings import IngestSettings
 from ..topics import ID_PATTERN, validate_id
 from ..transport import Delivery, Message, Transport
-from .admission import Admission, Budgets
+from .admission import Admission, Budgets, TopicKeys
 from .causation import PendingRequests
 
 log = logging.getLogger(__name__)
@@ -227,7 +227,7 @@ class IngestService:
         self.counts = self.ingest.counts
         self.admission = Admission(budgets or Budgets(IngestSettings()), self.counts, self.ingest._next_sequence,
                                    describe=self.ingest.registry.describe)
-        self.device_key = self.ingest.device_key  # topic -> the device it belongs to, by string operations only
+        self.device_key = TopicKeys(self.ingest.device_key)  # topic -> the device it belongs to
         # Decided as each message comes off the socket, before it queues: 10,000 queued flood messages
         # in front of the others' would delay them by as long as shedding those takes (docs/flow-control.md).
         transport.admit_with(self.admits)

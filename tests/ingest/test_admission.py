@@ -7,7 +7,7 @@ import pytest
 from gateway.errors import ConfigError
 from gateway.events import DeviceThrottledV1, ReadingV1, decode_event
 from gateway.fleet import Fleet, Registry
-from gateway.ingest.admission import Admission, Budget, Budgets, TokenBucket, native_device_key
+from gateway.ingest.admission import Admission, Budget, Budgets, TokenBucket, TopicKeys, native_device_key
 from gateway.ingest.service import IngestService
 from gateway.settings import IngestSettings, load_settings
 from gateway.transport import ClientConfig, Delivery, MemoryBroker, MemoryTransport, Message
@@ -38,6 +38,16 @@ def test_the_device_key_of_a_native_topic_is_its_id():
     assert native_device_key("devices/x") is None
     assert native_device_key("devices//telemetry") is None
     assert native_device_key("zigbee2mqtt/kitchen") is None
+
+
+def test_topic_keys_remember_each_topics_device_up_to_a_limit():
+    asked = []
+    keys = TopicKeys(lambda topic: asked.append(topic) or native_device_key(topic), limit=2)
+    topics = ["devices/a/telemetry", "devices/a/telemetry", "devices/b/status", "devices/c/telemetry", "x/y"]
+    assert [keys(topic) for topic in topics] == ["a", "a", "b", "c", None]
+    assert asked == ["devices/a/telemetry", "devices/b/status", "devices/c/telemetry", "x/y"]
+    assert keys("devices/c/telemetry") == "c" and asked[-1] == "devices/c/telemetry"  # beyond the limit: asked again
+    assert len(keys.known) == 2
 
 
 def test_a_fleet_device_gets_its_readings_per_second_times_the_headroom():
