@@ -1,7 +1,7 @@
-"""The only place that imports an MQTT client library. Everything else sees these types."""
+"""The only place that speaks MQTT (with its own codec, no client library). Everything else sees these types."""
 from .base import ClientConfig, Delivery, Message, Transport, TransportStats
+from .client import MqttTransport
 from .memory import MemoryBroker, MemoryTransport
-from .mqtt import MqttTransport
 
 __all__ = [
     "ClientConfig",

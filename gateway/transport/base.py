@@ -192,7 +192,7 @@ def tls_context(mqtt: MqttSettings) -> ssl.SSLContext | None:
 
 
 class Transport(Protocol):
-    """What services need from MQTT. Implementations: MqttTransport (gmqtt) and MemoryTransport."""
+    """What services need from MQTT. Implementations: MqttTransport (client.py) and MemoryTransport."""
 
     stats: TransportStats
 

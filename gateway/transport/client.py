@@ -139,7 +139,7 @@ class MqttTransport:
                 log.error("TLS with broker %s:%s failed (%s); retrying in %.1fs", config.host, config.port, exc, delay)
             except (OSError, TimeoutError) as exc:
                 log.warning("broker %s:%s not reachable (%s); retrying in %.1fs",
-                            config.host, config.port, getattr(exc, "strerror", None) or exc or "timed out", delay)
+                            config.host, config.port, getattr(exc, "strerror", None) or str(exc) or "timed out", delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF)
 
@@ -319,7 +319,7 @@ class MqttTransport:
         mid = self._last_packet_id
         while True:
             mid = mid % MAX_PACKET_ID + 1
-            if mid not in self._inflight and mid not in self._subacks:
+            if mid not in self._inflight.entries and mid not in self._subacks:
                 self._last_packet_id = mid
                 return mid
 
@@ -360,7 +360,7 @@ class MqttTransport:
 
     def publish(self, message: Message) -> asyncio.Future[None]:
         future: asyncio.Future[None] = self._loop.create_future()
-        if message.qos > 0 and (self._backlog or len(self._inflight) >= self._send_window or not self._online):
+        if message.qos > 0 and (self._backlog or len(self._inflight.entries) >= self._send_window or not self._online):
             if len(self._backlog) >= MAX_BACKLOG:
                 self.stats.publish_failures += 1
                 future.set_exception(TransportError(f"publish backlog full ({MAX_BACKLOG}); broker not acknowledging",
@@ -372,7 +372,7 @@ class MqttTransport:
         return future
 
     def _send_backlog(self) -> None:
-        while self._backlog and self._online and len(self._inflight) < self._send_window:
+        while self._backlog and self._online and len(self._inflight.entries) < self._send_window:
             self._send(*self._backlog.popleft())
 
     def _send(self, message: Message, future: asyncio.Future[None]) -> None:

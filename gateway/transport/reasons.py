@@ -1,10 +1,29 @@
 """MQTT 5 reason codes that mean failure, and their names for error messages."""
 from __future__ import annotations
 
-# The reason codes of 0x80 and above that a broker may answer PUBACK, SUBACK or UNSUBACK with
-# (MQTT 5, 2.4 and 3.4.2.1, 3.9.3, 3.11.3): the operation failed.
+# The reason codes of 0x80 and above that a broker may answer CONNACK, PUBACK or SUBACK with, or
+# close a connection with in DISCONNECT (MQTT 5, 2.4 and 3.2.2.2, 3.4.2.1, 3.9.3, 3.14.2.1): it failed.
 REFUSALS = {
     0x80: "unspecified error",
+    0x81: "malformed packet",
+    0x82: "protocol error",
+    0x84: "unsupported protocol version",
+    0x85: "client identifier not valid",
+    0x86: "bad user name or password",
+    0x88: "server unavailable",
+    0x89: "server busy",
+    0x8A: "banned",
+    0x8B: "server shutting down",
+    0x8C: "bad authentication method",
+    0x8D: "keep alive timeout",
+    0x8E: "session taken over",
+    0x93: "receive maximum exceeded",
+    0x94: "topic alias invalid",
+    0x95: "packet too large",
+    0x98: "administrative action",
+    0x9C: "use another server",
+    0x9D: "server moved",
+    0x9F: "connection rate exceeded",
     0x83: "implementation specific error",
     0x87: "not authorized",
     0x8F: "topic filter invalid",

@@ -1,4 +1,4 @@
-"""One behaviour suite for both transports: the in-memory twin and gmqtt on a real Mosquitto."""
+"""One behaviour suite for both transports: the in-memory twin and the MQTT client on a real Mosquitto."""
 from __future__ import annotations
 
 import uuid
@@ -144,3 +144,29 @@ async def test_a_refused_publish_fails_with_the_reason_and_stops_the_consumer(ma
         with pytest.raises(Refused):  # a consumer that went on would drop what it makes from its input
             await publisher.receive(timeout=0.1)
         assert await subscriber.receive(timeout=0.3) is None
+
+
+async def test_user_properties_pass_through_in_order(make_transport):
+    root = topic("props")
+    properties = (("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                  ("k", "1"), ("k", "\u00e9"))
+    async with make_transport("sub") as subscriber, make_transport("pub") as publisher:
+        await subscriber.subscribe(root)
+        await publisher.publish(Message(root, b"with", user_properties=properties))
+        await publisher.publish(Message(root, b"without"))
+        with_properties, without = await receive_all(subscriber, 2)
+        assert with_properties.user_properties == properties
+        assert without.user_properties == ()
+
+
+async def test_the_will_is_published_when_the_connection_dies_and_the_birth_on_every_connect(make_transport):
+    status = topic("status")
+    will, birth = Message(status, b"offline", retain=True), Message(status, b"online", retain=True)
+    async with make_transport("watcher") as watcher:
+        await watcher.subscribe(status)
+        async with make_transport("device", will=will, birth=birth, keepalive=5) as device:
+            assert [m.payload for m in await receive_all(watcher, 1)] == [b"online"]
+            device.drop_connection(offline_for=0.2)  # no goodbye: the broker publishes the will
+            assert [m.payload for m in await receive_all(watcher, 2)] == [b"offline", b"online"]
+            await async_wait_for(lambda: device.stats.reconnects == 1, 10, "the reconnect")
+        assert await watcher.receive(timeout=0.3) is None  # a clean close sends no will

@@ -5,6 +5,8 @@ import asyncio
 import uuid
 
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from gateway.errors import TransportError
 from gateway.transport import ClientConfig, Message, MqttTransport
@@ -212,3 +214,20 @@ async def test_the_consumer_never_holds_more_than_the_receive_maximum_unacknowle
                 asyncio.get_running_loop().call_soon(acknowledge, delivery)  # a little later, as consumers do
             assert await publisher.flush(timeout=10)
     assert most <= 10
+
+
+async def test_user_properties_reach_and_come_from_an_independent_client(stack):
+    topic = unique("props")
+    sent = (("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"), ("site", "lab"))
+    with MqttObserver(stack.broker.port, "admin", stack.credentials.mqtt["admin"], unique("paho")) as paho:
+        paho.subscribe(f"{topic}/ours")
+        async with MqttTransport(admin_config(stack, unique("sub"), clean_start=True, session_expiry=0)) as ours:
+            await ours.subscribe(f"{topic}/paho")
+            await ours.publish(Message(f"{topic}/ours", b"x", user_properties=sent))
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.UserProperty = [("from", "paho"), ("n", "2")]
+            paho.client.publish(f"{topic}/paho", b"y", qos=1, properties=properties).wait_for_publish(10)
+            [received] = await receive_all(ours, 1)
+        wait_for(lambda: paho.on(f"{topic}/ours"), 10, "our message at paho")
+    assert received.user_properties == (("from", "paho"), ("n", "2"))
+    assert paho.on(f"{topic}/ours")[0].properties.UserProperty == list(sent)
