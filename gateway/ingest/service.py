@@ -60,7 +60,7 @@ class Ingest:
         self.registry = registry or Registry(None)
         self.counts: Counter[str] = Counter()
         self._sequence = 0
-        self.rejections = Rejections(SOURCE, self.counts, self._next_sequence)
+        self.rejections = Rejections(SOURCE, self.counts, self.next_sequence)
         self.device_sequences = SequenceTracker(self.counts)  # each native device's `seq`
         self.memories = {name: Memory() for name in PROFILES}
         self.pending = PendingRequests(self.counts)
@@ -114,7 +114,7 @@ class Ingest:
         if report.online is not None:
             self.counts["status"] += 1
             status: EventData = DeviceOnlineV1() if report.online else DeviceOfflineV1()
-            return [new_event(status, source=SOURCE, subject=device_id, sequence=self._next_sequence())]
+            return [new_event(status, source=SOURCE, subject=device_id, sequence=self.next_sequence())]
         if message.retain:  # a stale copy the broker kept, not something the device just said
             self.counts["ignored_retained"] += 1
             return []
@@ -174,7 +174,7 @@ class Ingest:
                                   announced=(report.announced or f"published on {message.topic}")[:512],
                                   topic=message.topic[:512])
         subject = report.native if ID_PATTERN.fullmatch(report.native) else UNKNOWN_SUBJECT
-        return [new_event(data, source=SOURCE, subject=subject, sequence=self._next_sequence())]
+        return [new_event(data, source=SOURCE, subject=subject, sequence=self.next_sequence())]
 
     def _request(self, message: Message) -> list[Event]:
         """Remember a request addressed to a profile actuator, to name it as the cause of its next report."""
@@ -195,7 +195,8 @@ class Ingest:
         subject = self.device_key(message.topic) or UNKNOWN_SUBJECT
         return self.rejections.of(message, reason, subject if ID_PATTERN.fullmatch(subject) else UNKNOWN_SUBJECT)
 
-    def _next_sequence(self) -> int:
+    def next_sequence(self) -> int:
+        """The next number of ingest's own `sequence` (one counter for every fact it emits)."""
         self._sequence += 1
         return self._sequence
 
@@ -225,7 +226,7 @@ class IngestService:
         self.transport = transport
         self.ingest = Ingest(registry)
         self.counts = self.ingest.counts
-        self.admission = Admission(budgets or Budgets(IngestSettings()), self.counts, self.ingest._next_sequence,
+        self.admission = Admission(budgets or Budgets(IngestSettings()), self.counts, self.ingest.next_sequence,
                                    describe=self.ingest.registry.describe)
         self.device_key = TopicKeys(self.ingest.device_key)  # topic -> the device it belongs to
         # Decided as each message comes off the socket, before it queues: 10,000 queued flood messages
