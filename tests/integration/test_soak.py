@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.declarations import declarations
 from gateway.demo import REPO, consumer_commands
 from gateway.fleet import Fleet
 from gateway.localstack import LocalStack
@@ -43,10 +44,12 @@ def soak_fleet(tmp_path: Path) -> Path:
 
 def test_memory_stays_flat_and_every_reading_is_stored(tmp_path, services, soak_fleet, request):
     seconds = request.config.getoption("--soak-seconds")
-    devices = [spec.id for spec in Fleet.load(soak_fleet).devices()]
+    fleet_file = Fleet.load(soak_fleet)
+    devices = [spec.id for spec in fleet_file.devices()]
     settings = {**SETTINGS, "CHOREO_FLEET_FILE": str(soak_fleet), "CHOREO_REACTORS_STATE_DIR": str(tmp_path / "state"),
                 "CHOREO_SINK_SPOOL_DIR": str(tmp_path / "spool")}
-    with LocalStack(tmp_path / "stack", devices) as stack, \
+    declared = declarations(load_settings(settings))  # the bridge may write the soak fleet's command topics
+    with LocalStack(tmp_path / "stack", fleet_file.accounts(), declared) as stack, \
             MqttObserver(stack.broker.port, "monitor", stack.credentials.mqtt["monitor"], "soak-observer") as observer:
         observer.subscribe("choreo/services/+")
         observer.subscribe("events/reading.v1/+")
