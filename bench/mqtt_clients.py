@@ -1,15 +1,21 @@
-"""Receive and publish rates of candidate MQTT client libraries against a local Mosquitto.
+"""The transport's CPU per relayed message, and receive and publish rates of MQTT clients, against a local Mosquitto.
 
-Run with `make bench` (or `.venv/bin/python bench/mqtt_clients.py [--messages N]`).
-Starts its own broker with the project's configuration, measures Mosquitto's own C
-clients in the same run as the baseline, prints a table and writes
-bench/results/mqtt_clients.json. Payloads are 63-byte JSON readings, QoS 0 unless said.
+Run with `make bench` (or `.venv/bin/python bench/mqtt_clients.py [--messages N] [--baseline DIR]`).
+Starts its own broker with the project's configuration. First the relay: a consumer that
+publishes one message per delivery at QoS 1, as ingest and the reactors do, in alternating
+runs of this tree's transport and, with `--baseline DIR` (a `git worktree` of an earlier
+commit), of that one; it prints CPU microseconds per message and the ratio within each round
+and writes bench/results/mqtt_relay.json. Then receive and publish rates of the client
+libraries and of the transport against Mosquitto's own C clients, measured in the same run as
+the baseline, into bench/results/mqtt_clients.json. Payloads are 63 bytes, QoS 0 unless said.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,7 +26,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiomqtt  # noqa: E402
-import gmqtt  # noqa: E402
 import paho.mqtt.client as paho  # noqa: E402
 
 from gateway.credentials import Credentials  # noqa: E402
@@ -29,7 +34,9 @@ from gateway.transport import ClientConfig, Message, MqttTransport  # noqa: E402
 
 PAYLOAD = b'{"seq":123456,"ts":"2026-11-22T10:00:00.000Z","temperature":21.5}'[:63].ljust(63, b" ")
 TIMEOUT = 60.0
-RESULTS = Path(__file__).resolve().parent / "results" / "mqtt_clients.json"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "mqtt_clients.json"
+RELAY_RESULTS = ROOT / "bench" / "results" / "mqtt_relay.json"
 
 
 class Bench:
@@ -120,37 +127,6 @@ def count(counter: dict, bench: Bench, done: threading.Event) -> None:
         done.set()
 
 
-# -- gmqtt ------------------------------------------------------------------------------
-def gmqtt_receive(topic, counter, ready, done, bench):
-    async def main():
-        client = gmqtt.Client(f"rx-gmqtt-{time.monotonic_ns()}")
-        client.set_auth_credentials("admin", bench.password)
-        client.on_message = lambda c, t, p, q, props: count(counter, bench, done) or 0
-        subscribed = asyncio.Event()
-        client.on_subscribe = lambda *args: subscribed.set()
-        await client.connect("127.0.0.1", bench.broker.port)
-        client.subscribe(topic, qos=0)
-        await subscribed.wait()
-        ready.set()
-        await asyncio.get_running_loop().run_in_executor(None, done.wait, TIMEOUT)
-        await client.disconnect()
-    asyncio.run(main())
-
-
-def gmqtt_publish(topic, bench):
-    async def main():
-        client = gmqtt.Client(f"tx-gmqtt-{time.monotonic_ns()}")
-        client.set_auth_credentials("admin", bench.password)
-        await client.connect("127.0.0.1", bench.broker.port)
-        for n in range(bench.messages):
-            client.publish(topic, PAYLOAD, qos=0)
-            if n % 1000 == 0:
-                await asyncio.sleep(0)  # let the transport write
-        await asyncio.sleep(0.5)
-        await client.disconnect()
-    asyncio.run(main())
-
-
 # -- paho-mqtt (threaded network loop) --------------------------------------------------
 def paho_client(name: str, bench: Bench) -> paho.Client:
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"{name}-{time.monotonic_ns()}",
@@ -207,7 +183,7 @@ def aiomqtt_publish(topic, bench):
     asyncio.run(main())
 
 
-# -- the project's transport (gmqtt, QoS 1, acknowledged per message) -------------------
+# -- the project's transport (QoS 1, acknowledged per message) -----------------------------
 def transport_receive_qos1(topic, counter, ready, done, bench):
     async def main():
         config = ClientConfig(f"rx-transport-{time.monotonic_ns()}", port=bench.broker.port, username="admin",
@@ -236,32 +212,114 @@ def transport_publish_qos1(topic, bench):
     asyncio.run(main())
 
 
+# -- a consumer that publishes one message per delivery (as ingest and the reactors do) ------
+RELAY_WORKER = """
+import asyncio, json, os, sys, time
+sys.path.insert(0, sys.argv[1])  # the code to measure: this tree, or a worktree of an earlier commit
+from gateway.transport import ClientConfig, Message, MqttTransport
+
+async def relay():
+    count = int(os.environ["RELAY_COUNT"])
+    config = ClientConfig(f"relay-{time.monotonic_ns()}", port=int(os.environ["RELAY_PORT"]), username="admin",
+                          password=os.environ["RELAY_PASSWORD"], clean_start=True, session_expiry=0)
+    async with MqttTransport(config) as transport:
+        await transport.subscribe(os.environ["RELAY_IN"])
+        print("ready", flush=True)
+        received, start_cpu, start, out = 0, 0.0, 0.0, os.environ["RELAY_OUT"]
+        while received < count:
+            delivery = await transport.receive()
+            if received == 0:
+                start_cpu, start = time.process_time(), time.perf_counter()
+            received += 1
+            message = delivery.message
+            delivery.ack_when([transport.publish(Message(out, message.payload))])
+        await transport.flush(60)
+        cpu, seconds = time.process_time() - start_cpu, time.perf_counter() - start
+    print(json.dumps({"cpu": cpu, "seconds": seconds, "module": MqttTransport.__module__}), flush=True)
+
+asyncio.run(relay())
+"""
+
+
+def relay_run(bench: Bench, source: Path) -> dict:
+    """One relay of bench.messages QoS 1 messages by the transport in `source`: CPU microseconds per message."""
+    topic = f"bench/relay/{time.monotonic_ns()}"
+    env = {**os.environ, "RELAY_PORT": str(bench.broker.port), "RELAY_PASSWORD": bench.password,
+           "RELAY_COUNT": str(bench.messages), "RELAY_IN": f"{topic}/in", "RELAY_OUT": f"{topic}/out"}
+    worker = subprocess.Popen([sys.executable, "-c", RELAY_WORKER, str(source)], env=env, stdout=subprocess.PIPE,
+                              text=True)
+    assert worker.stdout is not None
+    if worker.stdout.readline().strip() != "ready":
+        raise RuntimeError(f"the relay from {source} did not start")
+    publisher = bench.c_publisher(f"{topic}/in", qos=1)
+    bench.feed(publisher)
+    publisher.wait(TIMEOUT)
+    result = json.loads(worker.communicate(timeout=TIMEOUT)[0])
+    return {"cpu_us": result["cpu"] / bench.messages * 1e6, "rate": bench.messages / result["seconds"],
+            "module": result["module"]}
+
+
+def relay_rounds(bench: Bench, sources: dict[str, Path], rounds: int) -> dict[str, list[dict]]:
+    """Alternating runs of every source, `rounds` times, so a shared machine's noise hits all alike."""
+    runs: dict[str, list[dict]] = {name: [] for name in sources}
+    for _ in range(rounds):
+        for name, source in sources.items():
+            print(f"relaying with {name} ...", file=sys.stderr)
+            runs[name].append(relay_run(bench, source))
+    return runs
+
+
+def print_relay(runs: dict[str, list[dict]], messages: int) -> None:
+    print(f"\nrelay: {messages:,} QoS 1 messages from mosquitto_pub, each published again at QoS 1 and "
+          "acknowledged once that publish is; medians of alternating runs, and of the ratios within each round\n")
+    print("| transport | CPU us/message | msg/s | CPU / current, same round |")
+    print("|---|---:|---:|---:|")
+    for name, name_runs in runs.items():
+        cpu = statistics.median(run["cpu_us"] for run in name_runs)
+        rate = statistics.median(run["rate"] for run in name_runs)
+        ratio = statistics.median(run["cpu_us"] / current["cpu_us"]
+                                  for run, current in zip(name_runs, runs["current"], strict=True))
+        print(f"| {name} ({name_runs[0]['module']}) | {cpu:.1f} | {rate:,.0f} | {ratio:.2f} |")
+
+
 CANDIDATES = [
-    ("gmqtt 0.8.0", gmqtt_receive, gmqtt_publish),
     ("paho-mqtt 2.2.0 (threaded loop)", paho_receive, paho_publish),
     ("aiomqtt 2.5.1", aiomqtt_receive, aiomqtt_publish),
-    ("gateway transport (gmqtt, QoS 1, ack each)", transport_receive_qos1, transport_publish_qos1),
+    ("gateway transport (own codec, QoS 1, ack each)", transport_receive_qos1, transport_publish_qos1),
 ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--relay-messages", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating relay runs of each transport")
+    parser.add_argument("--baseline", type=Path,
+                        help="also relay with the transport in this directory (a git worktree of an earlier commit)")
+    parser.add_argument("--relay-only", action="store_true", help="measure the relay only, not the client table")
     args = parser.parse_args()
+    sources = {"current": ROOT} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
     with tempfile.TemporaryDirectory() as state:
         credentials = Credentials.load_or_create(Path(state) / "credentials.json")
         broker = Broker(Path(state) / "mosquitto", credentials, [])
         broker.start()
         try:
+            relays = relay_rounds(Bench(broker, args.relay_messages), sources, args.rounds)
             bench = Bench(broker, args.messages)
-            limit = bench.c_baseline()
-            rows = []
-            for name, receive, publish in CANDIDATES:
-                print(f"measuring {name} ...", file=sys.stderr)
-                rows.append({"client": name, "receive": bench.receive_rate(receive),
-                             "publish": bench.publish_rate(publish)})
+            limit, rows = float("nan"), []
+            if not args.relay_only:
+                limit = bench.c_baseline()
+                for name, receive, publish in CANDIDATES:
+                    print(f"measuring {name} ...", file=sys.stderr)
+                    rows.append({"client": name, "receive": bench.receive_rate(receive),
+                                 "publish": bench.publish_rate(publish)})
         finally:
             broker.stop()
+    print_relay(relays, args.relay_messages)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RELAY_RESULTS.write_text(json.dumps({"messages": args.relay_messages, "runs": relays}, indent=2))
+    if args.relay_only:
+        return
     print(f"\n{args.messages:,} messages of {len(PAYLOAD)} bytes, QoS 0 unless said; "
           f"baseline mosquitto_pub -> mosquitto_sub (C): {limit:,.0f} msg/s\n")
     print("| client | receive msg/s | publish msg/s | receive / C baseline |")
