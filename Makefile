@@ -26,6 +26,7 @@ bench: setup
 	$(PYTHON) bench/sink.py --replicas 3
 	$(PYTHON) bench/pipeline.py
 	$(PYTHON) bench/console.py
+	$(PYTHON) bench/flood.py
 	$(PYTHON) bench/profiles.py
 
 setup: $(STAMP)
