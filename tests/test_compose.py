@@ -335,11 +335,12 @@ def probe_topics(acl: str, device_ids: list[str]) -> list[str]:
 
 def declared_writes(declaration: Declaration, device_id: str) -> set[str]:
     """What a service may publish by its declaration, spelled as the probes are: its types' topics, its
-    manifest (and a partition's, below it), its types' schema announcements."""
+    manifest (and a partition's, below it), its types' schema announcements, the other topics it writes
+    (the bridge: its devices' native commands)."""
     name, emits = declaration.name, declaration.emits
     return ({f"events/{event_type}/{device_id}" for event_type in emits}
             | {f"choreo/services/{name}", f"choreo/services/{name}/probe"}
-            | {f"choreo/schemas/{event_type}/{name}" for event_type in emits})
+            | {f"choreo/schemas/{event_type}/{name}" for event_type in emits} | set(declaration.writes))
 
 
 @pytest.mark.integration
