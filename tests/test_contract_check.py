@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -161,3 +162,15 @@ def test_make_test_runs_the_check_first_and_stops_on_a_breaking_change(tmp_path)
     assert result.returncode != 0
     assert "reading.v1: data.firmware: field removed: breaking" in result.stderr
     assert "bin/ruff" not in result.stdout and "bin/pytest" not in result.stdout  # stopped before the rest
+
+
+def test_the_examples_of_evolving_events_run(tmp_path, monkeypatch, capsys):
+    page = (ROOT / "docs" / "evolving-events.md").read_text()
+    [python] = re.findall(r"```python\n(.*?)```", page, re.DOTALL)
+    exec(compile(python, "docs/evolving-events.md", "exec"), {"__name__": "evolving_events_example"})
+    [shell] = re.findall(r"```sh\n(.*?)```", page, re.DOTALL)
+    commands = [line.split("#")[0].split() for line in shell.splitlines() if line.strip()]
+    recorded = recorded_copy(tmp_path)
+    for command in commands:
+        assert command[0] == "choreo"
+        assert cli.main([*command[1:], "--dir", str(recorded)]) == 0, capsys.readouterr().err
