@@ -99,12 +99,13 @@ class Ingest:
         return facts
 
     def _report_facts(self, profile: Profile, report: Report, message: Message, received: datetime) -> list[Event]:
+        speaks = report.speaks or profile.name  # Home Assistant discovery announces devices of other conventions
         if profile.name == "native":
             device_id = validate_id(report.native)
         else:
-            spec = self.registry.by_native(profile.name, report.native)
+            spec = self.registry.by_native(speaks, report.native)
             if spec is None:
-                return self._unknown(profile, report, message)
+                return self._unknown(speaks, report, message)
             device_id = spec.id
         if report.announced is not None:
             self.counts["announced"] += 1
@@ -159,10 +160,10 @@ class Ingest:
         return new_event(data, source=f"device/{device_id}", subject=device_id, time=time,
                          sequence=report.sequence, caused_by=caused_by or report.caused_by, event_id=event_id)
 
-    def _unknown(self, profile: Profile, report: Report, message: Message) -> list[Event]:
+    def _unknown(self, speaks: str, report: Report, message: Message) -> list[Event]:
         """A device the registry does not know: said once, then only counted."""
         self.counts["unknown_device"] += 1
-        key = (profile.name, report.native)
+        key = (speaks, report.native)
         if key in self.discovered:
             return []
         if len(self.discovered) >= MAX_DISCOVERED:
@@ -170,7 +171,7 @@ class Ingest:
             return []
         self.discovered.add(key)
         self.counts[DeviceDiscoveredV1.event_type] += 1
-        data = DeviceDiscoveredV1(profile=profile.name, native=report.native[:256],
+        data = DeviceDiscoveredV1(profile=speaks, native=report.native[:256],
                                   announced=(report.announced or f"published on {message.topic}")[:512],
                                   topic=message.topic[:512])
         subject = report.native if ID_PATTERN.fullmatch(report.native) else UNKNOWN_SUBJECT

@@ -5,6 +5,7 @@ ACL lines confine its devices (docs/devices.md).
 from __future__ import annotations
 
 from .base import Memory, Profile, Report
+from .homeassistant import HomeAssistant
 from .homie import Homie
 from .native import Native
 from .shelly import Shelly
@@ -14,7 +15,7 @@ from .zigbee2mqtt import Zigbee2Mqtt
 # Tried in this order to find whose topic a message is: the native and prefixed ones first,
 # Shelly's `<id>/...` last, as its first level is free.
 PROFILES: dict[str, Profile] = {
-    profile.name: profile for profile in (Native(), Zigbee2Mqtt(), Tasmota(), Homie(), Shelly())
+    profile.name: profile for profile in (Native(), Zigbee2Mqtt(), Tasmota(), Homie(), HomeAssistant(), Shelly())
 }
 
 

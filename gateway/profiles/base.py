@@ -33,6 +33,7 @@ class Report:
     kept_out: tuple[str, ...] = ()  # native metrics we do not know, left out of the facts
     sequence: int | None = None  # the device's own message counter (native profile only)
     caused_by: tuple[str, str] | None = None  # (request id, correlation id), if the device names them
+    speaks: str | None = None  # the convention of the device announced, when another one announces it
 
 
 class Memory(OrderedDict[str, Any]):

@@ -40,7 +40,7 @@ class Zigbee2Mqtt(Profile):
     command_filters = (f"{BASE}/+/set",)
     # The account `zigbee2mqtt` is the bridge (DeviceSpec.account): it alone writes under zigbee2mqtt/.
     acl = ("user zigbee2mqtt", f"topic write {BASE}/#", f"topic read {BASE}/+/set", f"topic read {BASE}/+/get",
-           f"topic read {BASE}/{BRIDGE}/request/#")
+           f"topic read {BASE}/{BRIDGE}/request/#", "topic write homeassistant/#", "topic read homeassistant/status")
 
     def device_key(self, topic: str) -> str | None:
         first, _, rest = topic.partition("/")

@@ -110,3 +110,17 @@ def test_the_admission_key_of_a_profile_topic_is_the_fleet_id():
     assert service.device_key("zigbee2mqtt/fan-plug") == "lab-fan-1"
     assert service.device_key("tele/unknown-plug/SENSOR") == "unknown-plug"
     assert service.device_key("devices/lab-temperature-2/telemetry") == "lab-temperature-2"
+
+
+def test_home_assistant_discovery_reports_an_unknown_zigbee_device_once_and_a_known_one_not_at_all():
+    service = ingest()
+    unknown = {"device": {"manufacturer": "Xiaomi", "model": "RTCGQ01LM", "name": "hallway"},
+               "state_topic": "zigbee2mqtt/hallway"}
+    known = {"device": {"name": "fan-plug"}, "state_topic": "zigbee2mqtt/fan-plug"}
+    [event] = service.facts(Message("homeassistant/binary_sensor/0x1/occupancy/config",
+                                    json.dumps(unknown).encode(), retain=True))
+    assert isinstance(event.data, DeviceDiscoveredV1)
+    assert (event.data.profile, event.data.native) == ("zigbee2mqtt", "hallway")
+    assert service.facts(Message("zigbee2mqtt/hallway", b'{"occupancy": true}')) == []  # the same device
+    assert service.facts(Message("homeassistant/switch/0x2/switch/config", json.dumps(known).encode())) == []
+    assert service.counts["announced"] == 1

@@ -10,6 +10,7 @@ Sources of the messages:
 - Shelly Gen2: https://shelly-api-docs.shelly.cloud/gen2/General/Notifications (NotifyStatus, Example 1)
 - Homie 5: https://homieiot.github.io/specification/spec-core-v5_0_0/ (the super-car's engine temperature
   property and its value "21.5")
+- Home Assistant discovery: https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery
 """
 from __future__ import annotations
 
@@ -135,6 +136,11 @@ def test_a_device_the_registry_does_not_know_is_discovered_once(running):
         bridge.publish("zigbee2mqtt/bridge/devices", PAIRED, retain=True)
         bridge.publish("zigbee2mqtt/hallway_motion", b'{"occupancy": true}')
         bridge.publish("zigbee2mqtt/hallway_motion", b'{"occupancy": false}')
+        # https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery, as Zigbee2MQTT publishes it
+        bridge.publish("homeassistant/sensor/0x00158d0003/temperature/config", json.dumps({
+            "device": {"identifiers": ["zigbee2mqtt_0x00158d0003"], "manufacturer": "Xiaomi", "model": "WSDCGQ01LM",
+                       "name": "garage_th"}, "state_topic": "zigbee2mqtt/garage_th", "unit_of_measurement": "°C"
+        }).encode(), retain=True)
         bridge.publish("zigbee2mqtt/kitchen_th", b'{"temperature": 20.5}')  # after them: they were handled
         wait_for(lambda: any(measured(f) == {"temperature": ("Cel", 20.5)}
                              for f in facts(observer, "reading.v1", "lab-temperature-1")), 20, "the known device")
@@ -143,6 +149,9 @@ def test_a_device_the_registry_does_not_know_is_discovered_once(running):
                                       "announced": "Xiaomi RTCGQ01LM (0x00158d0002)",
                                       "topic": "zigbee2mqtt/bridge/devices"}
         assert facts(observer, "device.discovered.v1", "kitchen_th") == []  # in the registry
+        [garage] = facts(observer, "device.discovered.v1", "garage_th")
+        assert (garage["data"]["profile"], garage["data"]["announced"]) == (
+            "zigbee2mqtt", "Xiaomi WSDCGQ01LM garage_th (sensor, Home Assistant discovery)")
 
 
 @pytest.mark.parametrize("account,forbidden,allowed", [

@@ -279,7 +279,7 @@ def test_a_relay_command_needs_a_state():
 def test_every_profile_subscribes_within_the_topics_its_devices_may_write():
     for profile in PROFILES.values():
         assert profile.subscriptions and all("#" not in topic for topic in profile.subscriptions)
-        assert profile.acl
+        assert profile.acl or profile.name == "homeassistant"  # written by the bridge's account
 
 
 def test_a_measurement_is_built_only_from_known_units():
@@ -287,3 +287,25 @@ def test_a_measurement_is_built_only_from_known_units():
     assert measurement("temperature", "W", 1.0) is None
     assert measurement("humidity", "%", 50.0) == Measurement(name="humidity", unit="%RH", value=50.0)
     assert measurement("co2", "%", 5.0) is None
+
+
+# Home Assistant discovery ---------------------------------------------------------------------------------------------
+# https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery: <prefix>/<component>/[<node_id>/]<object_id>/config
+
+def test_a_discovery_config_announces_the_device_of_its_state_topics_convention():
+    config = {"device": {"identifiers": ["zigbee2mqtt_0x00158d0002"], "manufacturer": "Xiaomi",
+                         "model": "MiJia human body movement sensor (RTCGQ01LM)", "name": "hallway_motion"},
+              "state_topic": "zigbee2mqtt/hallway_motion", "device_class": "motion", "name": "Occupancy"}
+    [report] = decode("homeassistant/binary_sensor/0x00158d0002/occupancy/config", json.dumps(config))
+    assert (report.speaks, report.native) == ("zigbee2mqtt", "hallway_motion")
+    assert report.announced == ("Xiaomi MiJia human body movement sensor (RTCGQ01LM) hallway_motion "
+                                "(binary_sensor, Home Assistant discovery)")
+
+
+def test_a_discovery_config_with_abbreviations_and_a_foreign_state_topic_names_its_node():
+    config = {"dev": {"ids": ["aqi"], "mf": "SuperJonotron", "mdl": "PMS5003"}, "stat_t": "device/aqi/500291D66C79"}
+    [report] = decode("homeassistant/sensor/aqi-node/aqi/config", json.dumps(config))
+    assert (report.speaks, report.native) == ("homeassistant", "aqi-node")
+    assert decode("homeassistant/sensor/aqi-node/aqi/config", b"") == []  # withdrawn
+    assert rejected("homeassistant/sensor/aqi-node/aqi/config", '{"dev": "PMS5003"}').startswith(
+        "homeassistant: field 'device': must be an object")
