@@ -54,8 +54,8 @@ MODELS: dict[str, tuple[str, str, str, str, list[dict[str, Any]]]] = {
          "value_on": False, "value_off": True,
          "description": "Indicates if the contact is closed (= true) or open (= false)"},
         _BATTERY, _LINKQUALITY]),
-    "power": ("ZNCZ02LM", "Xiaomi", "Mi power plug ZigBee", "Mains (single phase)", [
-        _SWITCH, _numeric("power", "W", "Instantaneous measured power"),
+    "power": ("ZNCZ02LM", "Xiaomi", "Mi power plug ZigBee", "Mains (single phase)", [  # as a meter: always on
+        _numeric("power", "W", "Instantaneous measured power"),
         _numeric("energy", "kWh", "Sum of consumed energy"), _LINKQUALITY]),
     "fan": ("ZNCZ02LM", "Xiaomi", "Mi power plug ZigBee", "Mains (single phase)", [_SWITCH, _LINKQUALITY]),
     "heater": ("ZNCZ02LM", "Xiaomi", "Mi power plug ZigBee", "Mains (single phase)", [_SWITCH, _LINKQUALITY]),
