@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--update", action="store_true",
                        help="record new types and compatible changes (a breaking change is never recorded)")
     check.add_argument("--dir", help="the recorded schemas (default: contract/schemas in the repository)")
+    check.add_argument("--broker", action="store_true",
+                       help="also check the schemas the running services announce on the broker (choreo/schemas/#)")
 
     demo = commands.add_parser("demo", help="start a broker and InfluxDB and run the whole choreography")
     demo.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
@@ -460,15 +462,32 @@ def cmd_contract(args: argparse.Namespace, settings: Settings) -> int:
     if args.update:
         for path in update(current, directory)[1]:
             print(f"recorded {path}")
-    verdict = check(current, recorded_schemas(directory))
-    for line in verdict.lines():
-        print(line, file=sys.stdout if verdict.passed else sys.stderr)
-    if not verdict.passed:
-        print(f"choreo contract check: {len(verdict.breaking)} type(s) changed incompatibly, "
-              f"{len(verdict.unrecorded)} not recorded", file=sys.stderr)
+    verdicts = {"": check(current, recorded_schemas(directory))}
+    if args.broker:
+        try:
+            verdicts.update(_announced_verdicts(settings, recorded_schemas(directory)))
+        except ChoreoError as exc:
+            print(f"choreo contract check: {exc.message}", file=sys.stderr)
+            return EXIT_FAILED
+    failed = [service or "the code" for service, verdict in verdicts.items() if not verdict.passed]
+    for service, verdict in verdicts.items():
+        for line in verdict.lines():
+            print(f"{service} announces {line}" if service else line, file=sys.stderr if failed else sys.stdout)
+    if failed:
+        print(f"choreo contract check: breaking or unrecorded changes in {', '.join(failed)}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"choreo contract check: {len(current)} types compatible with {directory}")
+    print(f"choreo contract check: {len(current)} types compatible with {directory}"
+          + (f", and what {len(verdicts) - 1} services announce on the broker" if args.broker else ""))
     return EXIT_OK
+
+
+def _announced_verdicts(settings: Settings, recorded: dict) -> dict:
+    """What the services announce on the broker now (choreo/schemas/#), checked against the records."""
+    from .contract import check_announced
+
+    schemas = _live_choreography(settings, "choreo-contract")[1]
+    announced = [(t, a.service, a.schema) for t in schemas.types() for a in schemas.announcements(t)]
+    return check_announced(announced, recorded)
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -174,3 +174,19 @@ def test_the_examples_of_evolving_events_run(tmp_path, monkeypatch, capsys):
     for command in commands:
         assert command[0] == "choreo"
         assert cli.main([*command[1:], "--dir", str(recorded)]) == 0, capsys.readouterr().err
+
+
+def test_what_a_service_announces_on_the_broker_is_checked_against_the_records():
+    from gateway.announced import AnnouncedSchemas
+    from gateway.contract import check_announced
+
+    recorded = recorded_schemas()
+    careless = dict(recorded["alert.raised.v1"], required=[*recorded["alert.raised.v1"]["required"], "site"])
+    announced = AnnouncedSchemas()
+    announced.add("alert.raised.v1", "threshold", recorded["alert.raised.v1"])
+    announced.add("alert.raised.v1", "loud", careless)  # a plugin's edit of a published type
+    announced.add("door.opened.v1", "doors", {"type": "object"})  # not recorded here: its announcer's contract
+    verdicts = check_announced(
+        [(t, a.service, a.schema) for t in announced.types() for a in announced.announcements(t)], recorded)
+    assert sorted(verdicts) == ["loud", "threshold"] and verdicts["threshold"].passed
+    assert verdicts["loud"].lines()[0].startswith("alert.raised.v1: data.site: field made required: breaking")

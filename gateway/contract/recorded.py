@@ -8,7 +8,8 @@ types and compatible changes, and refuses to overwrite a file with a breaking ch
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,6 +105,20 @@ def check(current: Mapping[str, Mapping[str, Any]], recorded: Mapping[str, Mappi
             verdict.changes[event_type] = found
     verdict.retired = [event_type for event_type in recorded if event_type not in current]
     return verdict
+
+
+def check_announced(announced: Iterable[tuple[str, str, Mapping[str, Any]]],
+                    recorded: Mapping[str, Mapping[str, Any]]) -> dict[str, Verdict]:
+    """What services announce (type, service, schema), checked by service against the recorded schemas.
+
+    Only recorded types are checked: a type recorded nowhere here belongs to its announcer's contract.
+    """
+    by_service: dict[str, dict[str, Mapping[str, Any]]] = defaultdict(dict)
+    for event_type, service, schema in announced:
+        if event_type in recorded:
+            by_service[service][event_type] = schema
+    return {service: check(schemas, {t: recorded[t] for t in schemas})
+            for service, schemas in sorted(by_service.items())}
 
 
 def update(current: Mapping[str, Mapping[str, Any]], directory: Path = SCHEMA_DIR) -> tuple[Verdict, list[Path]]:

@@ -123,6 +123,8 @@ def test_alert_raised_v1_to_v2_one_service_at_a_time_loses_and_repeats_nothing(
         migration.restart_mid_stream("threshold", 1)  # step 1: the producer emits both versions
         migration.restart_mid_stream("climate", 2)  # step 2: the consumer handles v2
         window = choreo(stack, "map")  # the window: both versions, who consumes each
+        # what threshold, climate and the sink announce on the broker is what is recorded
+        assert "and what 3 services announce on the broker" in choreo(stack, "contract", "check", "--broker")
         migration.restart_mid_stream("threshold", 3)  # step 3: the producer emits v2 only
         expected = 4 * CYCLES_PER_STEP * 2  # one actuation request per raise and per clear
         wait_for(lambda: migration.asked() >= expected, 30, f"{expected} actuation requests")
