@@ -80,6 +80,8 @@ class DeviceGroup(BaseModel):
     def _valid_native(self) -> DeviceGroup:
         if self.native is None:
             return self
+        if self.profile == "native":
+            raise ValueError(f"native name {self.native[:64]!r} needs a profile: a native device's name is its id")
         if self.count != 1:
             raise ValueError(f"native name {self.native[:64]!r} names one device: count must be 1")
         check_native_name(self.profile, self.native)
