@@ -246,7 +246,7 @@ class MqttTransport:
 
     def puback_received(self, mid: int, reason_code: int) -> None:
         """The broker answered one of our publishes: settle its future and send from the backlog."""
-        entry = self._inflight.settle(mid)
+        entry = self._inflight.entries.pop(mid, None)  # answered: forgotten
         if entry is None:
             log.debug("a PUBACK for packet id %d, which is not in flight", mid)
             return
@@ -391,7 +391,7 @@ class MqttTransport:
         if mid is None:
             future.set_result(None)
         else:  # kept until PUBACK: sent again after a reconnect that kept the session
-            self._inflight.add(mid, packet, message, future)
+            self._inflight.entries[mid] = (packet, message, future)
 
     # -- receiving ------------------------------------------------------------------------------
     async def receive(self, timeout: float | None = None) -> Delivery | None:

@@ -49,7 +49,7 @@ class Connection(asyncio.Protocol):
         if self.closed.done():
             return  # bytes that were on their way when the connection was given up
         self.last_received = time.monotonic()
-        handler = self.handler
+        publish_received, puback_received = self.handler.publish_received, self.handler.puback_received
         try:
             packets, self._unparsed = split_packets(self._unparsed + data if self._unparsed else data)
             for first_byte, body in packets:
@@ -58,11 +58,11 @@ class Connection(asyncio.Protocol):
                     if first_byte & 0x06 == 0x04:
                         # every subscription asks for at most QoS 1, so the broker may not send QoS 2 (3.8.4)
                         raise MalformedPacket("a PUBLISH at QoS 2, above every subscription's QoS")
-                    handler.publish_received(*parse_publish(first_byte, body))
+                    publish_received(*parse_publish(first_byte, body))
                 elif kind == PUBACK:
-                    handler.puback_received(*parse_puback(body))
+                    puback_received(*parse_puback(body))
                 else:
-                    handler.control_received(first_byte, body)
+                    self.handler.control_received(first_byte, body)
         except MalformedPacket as exc:
             log.error("closing the connection: the broker sent %s", exc)
             self.abort()

@@ -10,7 +10,8 @@ Entry = tuple[bytes, Message, asyncio.Future[None]]  # the PUBLISH as sent, its 
 
 
 class Inflight:
-    """Unacknowledged publishes by packet id, in the order they were sent.
+    """Unacknowledged publishes by packet id, in the order they were sent (`entries`, which the
+    transport fills and empties itself on the per-message path, without a call).
 
     After a reconnect whose session the broker kept, they are sent again as they were, with the
     DUP flag; when the session is lost, the broker has forgotten them and they are handed back
@@ -22,16 +23,6 @@ class Inflight:
 
     def __len__(self) -> int:
         return len(self.entries)
-
-    def __contains__(self, mid: object) -> bool:
-        return mid in self.entries
-
-    def add(self, mid: int, packet: bytes, message: Message, future: asyncio.Future[None]) -> None:
-        self.entries[mid] = (packet, message, future)
-
-    def settle(self, mid: int) -> Entry | None:
-        """The entry the broker has just answered, now forgotten; None for an unknown packet id."""
-        return self.entries.pop(mid, None)
 
     def again(self) -> bytes:
         """Every unacknowledged PUBLISH as it must be sent again on a kept session, in order."""
