@@ -111,13 +111,13 @@ class Choreography:
     def unproduced(self) -> list[str]:
         """Consumed but produced by nobody; an older version its consumers only take upcast does not count
         while the version they handle is produced."""
-        return [t for t in self.event_types if not self.producers.get(t) and not self._served_upcast(t)]
+        return [t for t in self.event_types if not self.producers.get(t) and not self.served_upcast(t)]
 
     def unconsumed(self) -> list[str]:
         """Produced but consumed by nobody (a sink that stores everything does not count)."""
         return [t for t in self.event_types if not self.consumers.get(t)]
 
-    def _served_upcast(self, event_type: str) -> bool:
+    def served_upcast(self, event_type: str) -> bool:
         consumers = self.consumers.get(event_type, [])
         targets = [self.upcasts.get(service, {}).get(event_type) for service in consumers]
         return bool(consumers) and all(target and self.producers.get(target) for target in targets)

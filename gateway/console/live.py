@@ -132,8 +132,11 @@ class LiveState:
             "types": [{"type": event_type,
                        "producers": graph.producers.get(event_type, []),
                        "consumers": [*graph.consumers.get(event_type, []), *graph.stores_everything],
+                       "upcast": {service: target for service, upcasts in graph.upcasts.items()
+                                  for older, target in upcasts.items() if older == event_type},
                        "rate": self.rates.rate(event_type, now),
-                       "unproduced": not graph.producers.get(event_type),
+                       # an older version its consumers take only upcast, while the newer is produced, is no loose end
+                       "unproduced": not graph.producers.get(event_type) and not graph.served_upcast(event_type),
                        "unconsumed": not graph.consumers.get(event_type)} for event_type in types],
             "devices": self.devices.groups(),
             "schema_conflicts": {event_type: list(services) for event_type, services in graph.conflicts.items()},

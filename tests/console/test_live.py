@@ -108,3 +108,13 @@ def test_a_fact_of_a_type_known_from_its_announced_schema_is_taken_and_conflicts
     live.take(Message("events/door.opened.v1/door-1", json.dumps(fact).encode()))
     assert live.counts["facts_received"] == 1
     assert live.map()["schema_conflicts"] == {"door.opened.v1": ["doorsvc", "othersvc"]}
+
+
+def test_the_map_names_who_takes_a_version_upcast():
+    live = LiveState()
+    live.take(ServiceSpec("threshold", (), ("reading.v1",), ("alert.raised.v2",)).manifest(online=True))
+    live.take(ServiceSpec("climate", (), ("alert.raised.v2", "alert.raised.v1"), (),
+                          upcasts=(("alert.raised.v1", "alert.raised.v2"),)).manifest(online=True))
+    types = {row["type"]: row for row in live.map()["types"]}
+    assert types["alert.raised.v1"]["upcast"] == {"climate": "alert.raised.v2"}
+    assert not types["alert.raised.v1"]["unproduced"]  # climate is served by v2
