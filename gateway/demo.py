@@ -47,7 +47,8 @@ DEMO_SETTINGS = {
     "CHOREO_REACTORS_ENERGY_PERIOD_SECONDS": "10",
 }
 READY_TIMEOUT = 30.0
-COLOURS = {"alert.raised.v1": "\033[1;31m", "alert.cleared.v1": "\033[32m", "event.rejected.v1": "\033[33m",
+COLOURS = {"alert.raised.v1": "\033[1;31m", "alert.raised.v2": "\033[1;31m",
+           "alert.cleared.v1": "\033[32m", "event.rejected.v1": "\033[33m",
            "actuation.requested.v1": "\033[36m", "actuator.changed.v1": "\033[1;36m"}
 
 
