@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 from gateway.acl import service_block
-from gateway.bridge import Bridge, command_topics
+from gateway.bridge import Bridge, BridgeService, command_topics
 from gateway.declarations import bridge_declaration
 from gateway.events import ActuationRequestedV1, AlertRaisedV1, new_event
 from gateway.fleet import Fleet, Registry
 from gateway.settings import load_settings
-from gateway.transport import Message
+from gateway.transport import ClientConfig, Message
+from gateway.transport.memory import MemoryBroker, MemoryTransport
 
 FLEET = {"sites": [{"id": "hq", "rooms": [{"id": "lab", "devices": [
     {"kind": "fan", "profile": "tasmota", "native": "sonoff-lab"},
@@ -32,8 +33,16 @@ def bridge() -> Bridge:
     return Bridge(Registry(Fleet.model_validate(FLEET)))
 
 
+def sent_for(translator: Bridge, message: Message) -> list[Message]:
+    return list(translator.commands(message).messages)
+
+
 def test_a_request_for_a_profile_actuator_becomes_its_native_command():
-    commands = bridge().commands
+    translator = bridge()
+
+    def commands(message: Message) -> list[Message]:
+        return sent_for(translator, message)
+
     assert commands(request("lab-fan-1", state="on")) == [Message("cmnd/sonoff-lab/POWER", b"ON")]
     assert commands(request("lab-fan-2", state="off")) == [Message("zigbee2mqtt/lab_plug/set", b'{"state":"OFF"}')]
     [rpc] = commands(request("lab-heater-1", state="on"))
@@ -45,26 +54,46 @@ def test_a_request_for_a_profile_actuator_becomes_its_native_command():
 
 def test_what_is_not_its_business_is_counted_and_sends_nothing():
     skipping = bridge()
-    assert skipping.commands(request("lab-fan-3", state="on")) == []  # native: the fan reads it itself
-    assert skipping.commands(request("nobody-1", state="on")) == []
-    assert skipping.commands(request("lab-temperature-1", state="on")) == []
-    assert skipping.commands(request("lab-fan-1", position=20)) == []  # a relay has no position
-    assert skipping.commands(Message("events/actuation.requested.v1/lab-fan-1", b"{not json")) == []
+    assert sent_for(skipping, request("lab-fan-3", state="on")) == []  # native: the fan reads it itself
+    assert sent_for(skipping, request("nobody-1", state="on")) == []
+    assert sent_for(skipping, request("lab-temperature-1", state="on")) == []
+    assert sent_for(skipping, request("lab-fan-1", position=20)) == []  # a relay has no position
+    assert sent_for(skipping, Message("events/actuation.requested.v1/lab-fan-1", b"{not json")) == []
     alert = new_event(AlertRaisedV1(alert="high", metric="temperature", value=30, limit=28, unit="Cel",
                                     above_seconds=1), source="reactor/threshold", subject="lab-fan-1")
-    assert skipping.commands(Message("events/actuation.requested.v1/lab-fan-1", alert.to_json())) == []
+    assert sent_for(skipping, Message("events/actuation.requested.v1/lab-fan-1", alert.to_json())) == []
     retained = request("lab-fan-1", state="on")
-    assert skipping.commands(Message(retained.topic, retained.payload, retain=True)) == []
+    assert sent_for(skipping, Message(retained.topic, retained.payload, retain=True)) == []
     counts = skipping.counts
     assert (counts["native_target"], counts["unknown_target"], counts["not_actuator"], counts["inexpressible"],
             counts["undecodable"], counts["ignored_retained"], counts["commands"]) == (1, 1, 1, 1, 2, 1, 0)
 
 
-def test_a_redelivered_request_is_not_sent_twice():
+def test_a_request_redelivered_after_its_commands_were_acknowledged_is_not_sent_again():
     once = bridge()
     message = request("lab-fan-1", state="on")
-    assert once.commands(message) and once.commands(message) == []
-    assert once.counts["duplicates"] == 1 and once.counts["commands"] == 1
+    first = once.commands(message)
+    assert first.messages and once.commands(message).messages == first.messages  # not yet acknowledged: again
+    assert first.request_id is not None
+    once.sent(first.request_id)
+    assert sent_for(once, message) == []
+    assert once.counts["duplicates"] == 1 and once.counts["commands"] == 2
+
+
+async def test_the_service_sends_a_request_redelivered_after_the_broker_had_its_command_once():
+    broker = MemoryBroker()
+    async with MemoryTransport(broker, ClientConfig(client_id="bridge")) as transport, \
+            MemoryTransport(broker, ClientConfig(client_id="reactor")) as reactor:
+        await transport.subscribe("events/actuation.requested.v1/+")
+        service = BridgeService(transport, Registry(Fleet.model_validate(FLEET)))
+        message = request("lab-fan-1", state="on")
+        for _ in range(2):
+            reactor.publish(message)
+            delivery = await transport.receive(timeout=1)
+            assert delivery is not None
+            service.process(delivery)
+        assert [m.payload for m in broker.history if m.topic == "cmnd/sonoff-lab/POWER"] == [b"ON"]
+        assert service.counts["duplicates"] == 1
 
 
 def test_its_acl_block_writes_exactly_the_command_topics_of_the_fleets_profile_actuators(tmp_path: Path):

@@ -8,7 +8,8 @@ the chain request -> actuator.changed.v1 closes without the bridge emitting a fa
 
 A request is acknowledged only once the broker has acknowledged every command made from it;
 undecodable requests, unknown or non-actuator subjects and requests a profile cannot express
-are counted and logged, never fatal. A redelivered request (same id) is not sent twice.
+are counted and logged, never fatal. A request redelivered after its commands were acknowledged
+(same id) is not sent again; one redelivered before that is, since its commands may be lost.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import asyncio
 import logging
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from ..errors import InvalidInput
 from ..events import ActuationRequestedV1, decode_event
@@ -53,18 +55,26 @@ def command_topics(devices: Iterable[DeviceSpec]) -> list[str]:
     return sorted(topics)
 
 
+@dataclass(frozen=True)
+class Commands:
+    """The native commands one delivered request stands for, and the request's id once decoded."""
+
+    request_id: str | None = None
+    messages: tuple[Message, ...] = ()
+
+
 class Bridge:
     """Which native commands a request stands for (no I/O)."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.counts: Counter[str] = Counter()
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._sent: OrderedDict[str, None] = OrderedDict()  # requests whose commands the broker has
 
-    def commands(self, message: Message) -> list[Message]:
-        """The native commands for one delivered request; [] (counted, logged) when there are none."""
+    def commands(self, message: Message) -> Commands:
+        """The native commands for one delivered request; none (counted, logged) when it is not for them."""
         if ignored_retained(message, self.counts, NAME):
-            return []
+            return Commands()
         self.counts["received"] += 1
         try:
             event = decode_event(message.payload, topic=message.topic)
@@ -72,14 +82,14 @@ class Bridge:
             return self._skip("undecodable", f"a request on {message.topic[:128]}: {exc.message}")
         if not isinstance(event.data, ActuationRequestedV1):
             return self._skip("undecodable", f"{event.type} on {message.topic[:128]} is not a request")
-        if self._repeated(event.id):
+        if event.id in self._sent:
             return self._skip("duplicates", None)
         spec = self.registry.get(event.subject)
         if spec is None:
             return self._skip("unknown_target", f"request {event.id} for {event.subject!r}, not in the fleet")
         if spec.profile == "native":
             self.counts["native_target"] += 1  # the device reads its requests itself
-            return []
+            return Commands()
         if spec.kind not in ACTUATOR_KINDS:
             return self._skip("not_actuator", f"request {event.id} for {spec.id}, a {spec.kind} sensor")
         try:
@@ -88,21 +98,19 @@ class Bridge:
             return self._skip("inexpressible", f"request {event.id} for {spec.id} ({spec.profile}): {exc.message}")
         self.counts["commands"] += len(native)
         self.counts[f"commands:{spec.profile}"] += len(native)
-        return [Message(topic, payload) for topic, payload in native]
+        return Commands(event.id, tuple(Message(topic, payload) for topic, payload in native))
 
-    def _repeated(self, event_id: str) -> bool:
-        if event_id in self._seen:
-            return True
-        self._seen[event_id] = None
-        if len(self._seen) > REMEMBERED_REQUESTS:
-            self._seen.popitem(last=False)
-        return False
+    def sent(self, request_id: str) -> None:
+        """The broker has every command of this request: a redelivery of it is not sent again."""
+        self._sent[request_id] = None
+        if len(self._sent) > REMEMBERED_REQUESTS:
+            self._sent.popitem(last=False)
 
-    def _skip(self, counter: str, reason: str | None) -> list[Message]:
+    def _skip(self, counter: str, reason: str | None) -> Commands:
         self.counts[counter] += 1
         if reason:
             log.warning("bridge skipped %s", reason)
-        return []
+        return Commands()
 
 
 class BridgeService:
@@ -120,4 +128,29 @@ class BridgeService:
 
     def process(self, delivery: Delivery) -> None:
         commands = self.bridge.commands(delivery.message)
-        delivery.ack_when([self.transport.publish(command) for command in commands])
+        published = [self.transport.publish(command) for command in commands.messages]
+        if commands.request_id is not None and published:
+            self._remember_when_sent(commands.request_id, published)
+        delivery.ack_when(published)
+
+    def _remember_when_sent(self, request_id: str, published: list[asyncio.Future[None]]) -> None:
+        """Once the broker has every command of the request, a redelivery of it is not sent again."""
+        pending = [future for future in published if not future.done()]
+        remaining = len(pending)
+
+        def one_done(future: asyncio.Future[None]) -> None:
+            nonlocal remaining
+            remaining -= 1
+            if remaining == 0 and all(_succeeded(f) for f in published):
+                self.bridge.sent(request_id)
+
+        if not pending:
+            if all(_succeeded(f) for f in published):
+                self.bridge.sent(request_id)
+            return
+        for future in pending:
+            future.add_done_callback(one_done)
+
+
+def _succeeded(future: asyncio.Future[None]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
