@@ -12,7 +12,7 @@ from gateway.credentials import device_password
 from gateway.errors import ConfigError
 from gateway.settings import Settings
 from gateway.topics import status_topic
-from gateway.transport import ClientConfig, Message
+from gateway.transport import ClientConfig, Message, Transport
 
 from .member import Member
 
@@ -26,6 +26,10 @@ class Client:
 
     account: str
     members: list[Member] = field(default_factory=list)
+
+    @property
+    def transport(self) -> Transport:
+        return self.members[0].transport
 
     @property
     def profile(self) -> str:

@@ -109,9 +109,8 @@ class FleetRunner:
         limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
         async def connect(client: Client) -> None:
-            transport = client.members[0].transport
             async with limit:
-                await transport.__aenter__()
+                await client.transport.__aenter__()
             if client.profile == "native":
                 await self._start_native(client.members[0])
             else:
@@ -126,10 +125,9 @@ class FleetRunner:
 
     async def _start_profile(self, client: Client) -> None:
         """Subscribe to the native commands, then announce the devices and report the actuators' state."""
-        transport = client.members[0].transport
         commands = client.commands()
         if commands:
-            await transport.subscribe(*commands)
+            await client.transport.subscribe(*commands)
         speakers = [m.speaker for m in client.members if m.speaker]
         messages = type(speakers[0]).client_announcements(speakers)
         for member in client.members:
@@ -137,14 +135,13 @@ class FleetRunner:
             messages += member.speaker.announcements()
             if member.device.is_actuator:
                 messages += member.speaker.state_report(member.device.state(), utc_now())
-        self._publish(transport, messages)
+        self._publish(client.transport, messages)
 
     async def _disconnect_all(self) -> None:
         async def disconnect(client: Client) -> None:
-            transport = client.members[0].transport
-            if transport.is_connected:
-                self._publish(transport, client.goodbye(), count=False)
-            await transport.__aexit__(None, None, None)
+            if client.transport.is_connected:
+                self._publish(client.transport, client.goodbye(), count=False)
+            await client.transport.__aexit__(None, None, None)
 
         await asyncio.gather(*(disconnect(client) for client in self.clients), return_exceptions=True)
 
@@ -202,7 +199,7 @@ class FleetRunner:
         return json.dumps(payload, separators=(",", ":")).encode()
 
     async def _actuate(self, client: Client, stop: asyncio.Event) -> None:
-        transport = client.members[0].transport
+        transport = client.transport
         commands = client.commands()
         while not stop.is_set():
             delivery = await transport.receive(timeout=0.5)
