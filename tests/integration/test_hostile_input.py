@@ -110,6 +110,14 @@ def test_hostile_rows_become_one_rejection_per_reader_and_nothing_else_is_lost(f
                 [event] = query(stack, f"SELECT * FROM events WHERE subject = '{row.name}'")
             continue
         sent = json.loads(row.payload)
+        readings = query(stack, f"SELECT * FROM readings WHERE id = '{sent['id']}'")
+        if readings:  # a reading event: one point in `readings`, its measurements as fields
+            [reading] = readings
+            assert (reading["device"], reading["source"]) == (sent["subject"], sent["source"]), row.name
+            assert {m["name"]: (m["value"], m["unit"]) for m in sent["data"]["measurements"]} == {
+                m["name"]: (reading[m["name"]], reading["unit." + m["name"]]) for m in sent["data"]["measurements"]}
+            assert (reading["time"] // 1000, reading["sequence"]) == (micros(sent["time"]), sent["sequence"]), row.name
+            continue
         [event] = query(stack, f"SELECT * FROM events WHERE id = '{sent['id']}'")
         assert (event["type"], event["subject"], event["source"]) == (sent["type"], sent["subject"], sent["source"])
         assert {k: v for k, v in json.loads(event["data"]).items() if v is not None} == sent["data"], row.name
