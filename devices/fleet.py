@@ -5,7 +5,7 @@ A native device announces itself with a retained `online` on `devices/{id}/statu
 interval with jitter, and (actuators) acts on requests addressed to it. A profile device
 (devices/profiles/) does the same in its convention's topics and payloads, and obeys the
 native commands the bridge service publishes; Zigbee2MQTT devices share one bridge client.
-Fault injection applies to native devices.
+A profile device's faults are those outside its payloads (stuck, clock skew, dropout).
 """
 from __future__ import annotations
 
@@ -65,7 +65,9 @@ class SimulatedFleet:
     def readings(self, member: Member) -> list[Message]:
         """What a profile sensor publishes at its due time, in its convention; advances its schedule."""
         assert member.speaker is not None
-        messages = member.speaker.readings(member.device.sample(member.due), utc_now())
+        fields = member.faults.sample(member.device.sample(member.due))
+        now = utc_now() + timedelta(seconds=member.faults.skew_seconds)
+        messages = member.speaker.readings(fields, now)
         self._advance(member)
         return messages
 
@@ -167,11 +169,7 @@ class FleetRunner:
 
     def _tick(self, member: Member) -> None:
         if member.speaker is not None:
-            messages = self.simulation.readings(member)
-            if member.transport.is_connected:
-                self._publish(member.transport, messages)
-            else:
-                self.counts["skipped_offline"] += 1
+            self._tick_profile(member)
             return
         payloads = self.simulation.telemetry(member)
         if not member.transport.is_connected:
@@ -181,6 +179,16 @@ class FleetRunner:
             member.transport.drop_connection(member.device.spec.faults.dropout_seconds)
             return
         self._send(member, payloads)
+
+    def _tick_profile(self, member: Member) -> None:
+        """A profile sensor's readings; of the faults, its own payloads keep only stuck, skew and dropout."""
+        messages = self.simulation.readings(member)
+        if not member.transport.is_connected:
+            self.counts["skipped_offline"] += 1
+        elif member.faults.drops_out():  # for Zigbee2MQTT, the bridge: all its devices with it
+            member.transport.drop_connection(member.device.spec.faults.dropout_seconds)
+        else:
+            self._publish(member.transport, messages)
 
     def _send(self, member: Member, payloads: list[bytes]) -> None:
         topic = telemetry_topic(member.device.id)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from datetime import UTC, datetime
 
-from devices.fleet import FleetRunner
+from devices.fleet import FleetRunner, SimulatedFleet
 from gateway.fleet import Fleet
 from gateway.settings import load_settings
 from gateway.transport import ClientConfig, Message
@@ -67,3 +68,34 @@ async def test_a_profile_fleet_announces_reads_obeys_and_says_goodbye():
     assert broker.retained["tele/sonoff-lab/LWT"].payload == b"Offline"
     assert broker.retained["zigbee2mqtt/bridge/state"].payload == b'{"state":"offline"}'
     assert broker.retained["zigbee2mqtt/lab_climate/availability"].payload == b'{"state":"offline"}'
+
+
+def test_a_profile_sensor_can_be_stuck_and_skewed_but_its_payloads_stay_the_conventions():
+    fleet = Fleet.model_validate({"seed": 1, "faults": {"stuck": 1, "clock_skew": 1, "clock_skew_seconds": 7200,
+                                                        "malformed": 1},
+                                  "sites": [{"id": "s", "rooms": [{"id": "r", "devices": [
+                                      {"kind": "temperature", "profile": "tasmota", "native": "th-r"}]}]}]})
+    simulation = SimulatedFleet(fleet)
+    [member] = simulation.members
+    first, second = (json.loads(simulation.readings(member)[0].payload) for _ in range(2))
+    assert first["AM2301"] == second["AM2301"]  # stuck
+    ahead = (datetime.fromisoformat(first["Time"]) - datetime.now(UTC).replace(tzinfo=None)).total_seconds()
+    assert 7100 < ahead < 7300 and first["TempUnit"] == "C"  # skewed, and never malformed
+
+
+async def test_a_dropout_takes_the_zigbee2mqtt_bridge_away_with_its_will_and_back_with_its_birth():
+    broker = MemoryBroker()
+    fleet = {**FLEET, "faults": {"dropout": 1, "dropout_seconds": 0.2}}
+    runner = FleetRunner(Fleet.model_validate(fleet), load_settings({"CHOREO_DEVICES_SECRET": "s"}),
+                         transport_factory=lambda config: MemoryTransport(broker, config), status_stream=io.StringIO())
+    stop = asyncio.Event()
+    running = asyncio.create_task(runner.run(stop))
+
+    def bridge_states() -> list[bytes]:
+        return [m.payload for m in broker.history if m.topic == "zigbee2mqtt/bridge/state"]
+
+    await async_wait_for(lambda: bridge_states()[-3:] == [b'{"state":"online"}', b'{"state":"offline"}',
+                                                          b'{"state":"online"}'], 5, "the bridge away and back")
+    stop.set()
+    await running
+    assert runner.snapshot()["faults"]["dropout"] >= 1 and runner.snapshot()["reconnects"] >= 1
