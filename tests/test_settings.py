@@ -129,7 +129,8 @@ INSTALLED = "installed: anomaly, availability, climate, door, energy, threshold"
         ("door", {"CHOREO_REACTORS_DOOR_LIMIT_SECONDS": "0"},
          "CHOREO_REACTORS_DOOR_LIMIT_SECONDS: Input should be greater than 0 (got '0')"),
         ("threshold", {"CHOREO_REACTORS_THRESHOLD_HIHG": "30"},
-         "CHOREO_REACTORS_THRESHOLD_HIHG: unknown setting; known: high, hysteresis, low, metric, min_duration, rules"),
+         "CHOREO_REACTORS_THRESHOLD_HIHG: unknown setting; known: alert_versions, high, hysteresis, low, metric, "
+         "min_duration, rules, severity"),
     ],
 )
 def test_a_bad_reactor_setting_names_its_variable_when_the_reactor_is_built(name, env, message):
