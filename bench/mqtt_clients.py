@@ -1,7 +1,8 @@
 """The transport's CPU per relayed message, and receive and publish rates of MQTT clients, against a local Mosquitto.
 
 Run with `make bench` (or `.venv/bin/python bench/mqtt_clients.py [--messages N] [--baseline DIR]`).
-Starts its own broker with the project's configuration. First the relay: a consumer that
+Starts its own broker with the project's configuration. First the PUBLISH codec alone, the
+transport's own against the mqtt5 package's (Rust). Then the relay: a consumer that
 publishes one message per delivery at QoS 1, as ingest and the reactors do, in alternating
 runs of this tree's transport and, with `--baseline DIR` (a `git worktree` of an earlier
 commit), of that one; it prints CPU microseconds per message and the ratio within each round
@@ -21,16 +22,20 @@ import sys
 import tempfile
 import threading
 import time
+import timeit
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiomqtt  # noqa: E402
+import mqtt5  # noqa: E402
 import paho.mqtt.client as paho  # noqa: E402
 
 from gateway.credentials import Credentials  # noqa: E402
 from gateway.localstack import Broker  # noqa: E402
 from gateway.transport import ClientConfig, Message, MqttTransport  # noqa: E402
+from gateway.transport.framing import split_packets  # noqa: E402
+from gateway.transport.packets import parse_publish, publish_packet  # noqa: E402
 
 PAYLOAD = b'{"seq":123456,"ts":"2026-11-22T10:00:00.000Z","temperature":21.5}'[:63].ljust(63, b" ")
 TIMEOUT = 60.0
@@ -282,6 +287,47 @@ def print_relay(runs: dict[str, list[dict]], messages: int) -> None:
         print(f"| {name} ({name_runs[0]['module']}) | {cpu:.1f} | {rate:,.0f} | {ratio:.2f} |")
 
 
+# -- codecs alone: the transport's own against the mqtt5 package (Rust) -------------------
+CODEC_TOPIC = "events/reading.v1/lab-temperature-1"
+BURST = 50  # packets framed and parsed together, as they arrive in one read
+
+
+def codec_figures(repeat: int = 5, packets: int = 100_000) -> dict[str, float]:
+    """Best-of-`repeat` microseconds per PUBLISH to encode, and to frame and parse into our Message."""
+    message = Message(CODEC_TOPIC, PAYLOAD)
+    burst = publish_packet(message, 7) * BURST
+    qos1 = mqtt5.QoS.AT_LEAST_ONCE
+
+    def ours_parse() -> None:
+        for first_byte, body in split_packets(burst)[0]:
+            parse_publish(first_byte, body)
+
+    def mqtt5_parse() -> None:
+        view, position = memoryview(burst), 0
+        while position < len(burst):
+            packet, length = mqtt5.read(view[position:])
+            position += length
+            Message(packet.topic, packet.payload, int(packet.qos), packet.retain)
+
+    cases = {
+        "ours encode": (lambda: publish_packet(message, 7), packets),
+        "mqtt5 encode": (lambda: mqtt5.PublishPacket(CODEC_TOPIC, PAYLOAD, qos=qos1, packet_id=7).write(), packets),
+        "ours parse": (ours_parse, packets // BURST),
+        "mqtt5 parse": (mqtt5_parse, packets // BURST),
+    }
+    return {name: min(timeit.repeat(function, number=number, repeat=repeat)) / packets * 1e6
+            for name, (function, number) in cases.items()}
+
+
+def print_codecs(figures: dict[str, float]) -> None:
+    print(f"\ncodec: a PUBLISH of a {len(CODEC_TOPIC)}-byte topic and a {len(PAYLOAD)}-byte payload, "
+          f"best of five; parse frames bursts of {BURST} and makes our Message\n")
+    print("| codec | encode us | parse us |")
+    print("|---|---:|---:|")
+    for codec in ("ours", "mqtt5"):
+        print(f"| {codec} | {figures[f'{codec} encode']:.2f} | {figures[f'{codec} parse']:.2f} |")
+
+
 CANDIDATES = [
     ("paho-mqtt 2.2.0 (threaded loop)", paho_receive, paho_publish),
     ("aiomqtt 2.5.1", aiomqtt_receive, aiomqtt_publish),
@@ -304,6 +350,7 @@ def main() -> None:
         broker = Broker(Path(state) / "mosquitto", credentials, [])
         broker.start()
         try:
+            codecs = codec_figures()
             relays = relay_rounds(Bench(broker, args.relay_messages), sources, args.rounds)
             bench = Bench(broker, args.messages)
             limit, rows = float("nan"), []
@@ -315,6 +362,7 @@ def main() -> None:
                                  "publish": bench.publish_rate(publish)})
         finally:
             broker.stop()
+    print_codecs(codecs)
     print_relay(relays, args.relay_messages)
     RESULTS.parent.mkdir(exist_ok=True)
     RELAY_RESULTS.write_text(json.dumps({"messages": args.relay_messages, "runs": relays}, indent=2))

@@ -38,8 +38,13 @@ def split_packets(buffer: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
     the length), and the bytes of an incomplete packet that follow them."""
     packets, position, end = [], 0, len(buffer)
     while position + 1 < end:
-        length, index = read_variable_byte_integer(buffer, position + 1)
-        if length is None or index + length > end:
+        length, index = buffer[position + 1], position + 2
+        if length >= 0x80:  # more than one length byte; a small message needs no call here
+            read, index = read_variable_byte_integer(buffer, position + 1)
+            if read is None:
+                break
+            length = read
+        if index + length > end:
             break
         packets.append((buffer[position], buffer[index:index + length]))
         position = index + length
