@@ -181,6 +181,7 @@ class MqttTransport:
         """Forget the connection's state; the delay before connecting again."""
         self._online = False
         self._outgoing.clear()  # publishes are in the inflight store; acknowledgements are void now
+        self._subacks.clear()  # their SUBACKs will not come; a subscribe() still waiting is sent again
         if self._closing:
             return 0.0
         if self._planned_outage is not None:

@@ -114,3 +114,21 @@ async def test_a_disconnect_from_the_broker_is_logged_with_its_reason_and_the_cl
     async with server, MqttTransport(ClientConfig("taken-over", port=port)) as transport:
         await async_wait_for(lambda: transport.stats.reconnects == 1, 10, "the reconnect")
     assert "the broker is closing the connection: session taken over (0x8e)" in caplog.text
+
+
+async def test_a_subscription_whose_suback_was_lost_with_the_connection_is_made_on_the_next():
+    def drops_the_first_subscribe(connection, first_byte, body, writer):
+        if first_byte == 0x10:
+            writer.write(CONNACK_ACCEPTED)
+        elif first_byte == 0x82:
+            if connection == 1:
+                writer.transport.abort()
+            else:
+                writer.write(b"\x90\x04" + body[:2] + b"\x00\x01")  # SUBACK: granted QoS 1
+
+    broker = ScriptedBroker(drops_the_first_subscribe)
+    server, port = await serve(broker)
+    async with server, MqttTransport(ClientConfig("resubscriber", port=port)) as transport:
+        await transport.subscribe("a/#")
+        assert broker.connections == 2
+        assert [first_byte for _, first_byte in broker.received].count(0x82) == 2
