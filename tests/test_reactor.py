@@ -274,3 +274,16 @@ async def test_a_fact_the_broker_refuses_stays_in_the_outbox_and_stops_the_react
         await async_wait_for(lambda: not restarted.outbox, 5, "the broker to confirm the fact")
     [sent] = [m for m in broker.history if m.topic.startswith("events/alert.raised.v1/")]
     assert f"{sent.topic.split('/')[1]}/{decode_event(sent.payload, topic=sent.topic).id}" == fact_id
+
+
+def test_an_older_version_handled_on_its_own_is_not_upcast():
+    from gateway.events import AlertRaisedV1, AlertRaisedV2
+    from gateway.reactor import Reactor, spec_of
+
+    both = Reactor("both")
+    both.on(AlertRaisedV2)(lambda event, ctx: None)
+    assert both.upcast == {"alert.raised.v1": "alert.raised.v2"}
+    both.on(AlertRaisedV1)(lambda event, ctx: None)
+    assert both.upcast == {} and spec_of(both).upcasts == () and sorted(both.consumes) == [
+        "alert.raised.v1", "alert.raised.v2"]
+    assert both.route("alert.raised.v1")[1] == "alert.raised.v1"

@@ -49,7 +49,12 @@ class Reactor:
 
     @property
     def consumes(self) -> tuple[str, ...]:
-        return (*self.handlers, *(t for t in self.upcasts if t not in self.handlers))
+        return (*self.handlers, *self.upcast)
+
+    @property
+    def upcast(self) -> dict[str, str]:
+        """The older versions it receives upcast -> the version its handler takes (not those it handles as they are)."""
+        return {older: newer for older, newer in self.upcasts.items() if older not in self.handlers}
 
     def route(self, event_type: str) -> tuple[Handler[Any], str] | None:
         """The handler of an event of this type, and the version it expects (an older one is upcast)."""
@@ -128,4 +133,4 @@ def spec_of(reactor: Reactor, partition: tuple[int, int] | None = None) -> Servi
     emits = tuple(sorted({*reactor.emits, EventRejectedV1.event_type}))
     label = f"{partition[0]}-of-{partition[1]}" if partition else None
     return ServiceSpec(reactor.name, reads, reactor.consumes, emits, reactor.version, partition=label,
-                       upcasts=tuple(sorted(reactor.upcasts.items())))
+                       upcasts=tuple(sorted(reactor.upcast.items())))

@@ -75,4 +75,4 @@ async def test_a_v1_alert_reaches_the_v2_handler_upcast_and_a_fact_in_both_versi
 
 async def test_as_before_the_migration_it_handles_v1_only(harness_for):
     built = climate.build(load_settings({"CHOREO_REACTORS_CLIMATE_ALERT_VERSION": "v1"}), Registry(FLEET))
-    assert "alert.raised.v2" not in built.consumes and not built.upcasts
+    assert "alert.raised.v2" not in built.consumes and not built.upcast
