@@ -1,6 +1,8 @@
 """Per-device admission: budgets, the token bucket, the throttled facts' life cycle, the service's hook."""
+import re
 from collections import Counter
 from itertools import count
+from pathlib import Path
 
 import pytest
 
@@ -203,3 +205,20 @@ async def test_the_service_sheds_before_queueing_decoding_or_publishing():
 
         [fact] = service.admission.reports()
         assert (fact.subject, fact.data.phase, fact.data.shed) == ("lab-temperature-1", "started", 31)
+
+
+def test_the_flow_control_pages_examples_hold(tmp_path):
+    page = (Path(__file__).resolve().parents[2] / "docs" / "flow-control.md").read_text()
+    [toml] = re.findall(r"```toml\n(.*?)```", page, re.DOTALL)
+    (tmp_path / "choreo.toml").write_text(toml)
+    chosen = Budgets(load_settings({}, path=tmp_path / "choreo.toml").ingest, FLEET.devices())
+    assert chosen.of("lab-fan-1") == Budget(20, 50) and chosen.of("lab-power-1") == Budget(1, 5)
+    [variable] = re.findall(r"`CHOREO_INGEST_BUDGETS='(.*?)'`", page)
+    budgets_set = load_settings({"CHOREO_INGEST_BUDGETS": variable}, path="/dev/null").ingest.budgets
+    assert budgets_set["device:lab-fan-1"].rate == 20
+    messages = re.findall(r"`(invalid settings: CHOREO_INGEST_BUDGETS .*?)`", page)
+    assert messages
+    for message in messages:
+        with pytest.raises(ConfigError) as refused:
+            load_settings({"CHOREO_INGEST_BUDGETS": variable.replace('"rate": 20', '"rate": 0')}, path="/dev/null")
+        assert refused.value.message == message
