@@ -15,6 +15,7 @@ from ..history import (
     device_readings_query,
     event_query,
     events_about_query,
+    one_per_fact,
     reading_measurements,
     rows_to_events,
     trace_query,
@@ -28,7 +29,7 @@ CONCURRENCY = 4
 MAX_POINTS = 5000  # points of one metric
 MAX_DEVICE_EVENTS = 1000  # alerts and availability events of one device
 STATE_SINCE = "30d"  # how far back a device's latest state is looked for
-ALERT_TYPES = ("alert.raised.v1", "alert.cleared.v1")
+ALERT_TYPES = ("alert.raised.v1", "alert.raised.v2", "alert.cleared.v1")  # every version: an alert shows once
 AVAILABILITY_TYPES = ("device.online.v1", "device.offline.v1")
 STATE_TYPES = ("reading.v1", "actuator.changed.v1")
 
@@ -57,8 +58,8 @@ class HistoryLookups:
         """A device's readings per metric, its latest state, its alerts and its availability."""
         series = await self._query(device_readings_query(device, since, MAX_POINTS + 1))
         readings, truncated = _readings(series)
-        events = rows_to_events(await self._query(
-            events_about_query(device, ALERT_TYPES + AVAILABILITY_TYPES, since, MAX_DEVICE_EVENTS)))
+        events = one_per_fact(rows_to_events(await self._query(
+            events_about_query(device, ALERT_TYPES + AVAILABILITY_TYPES, since, MAX_DEVICE_EVENTS))))
         latest = rows_to_events(await self._query(events_about_query(device, STATE_TYPES, STATE_SINCE, 1)))
         state = latest[-1] if latest else None  # the newest of each measurement's newest
         return {

@@ -16,6 +16,7 @@ from gateway.console.security import CSP
 from gateway.console.stream import QUEUE_LIMIT, RATE
 from gateway.events import DeviceOnlineV1, Measurement, ReadingV1, new_event
 from gateway.service import event_message
+from gateway.upcast import as_version
 from tests.console.facts import alert, changed, rejected, request
 from tests.console.facts import reading as make_reading
 from tests.helpers import MqttObserver, influx_query, wait_for
@@ -191,7 +192,8 @@ def test_a_device_page_and_the_rejections_come_from_the_stored_history_and_the_l
     with admin(stack, "console-device-admin") as observer:
         observer.subscribe("choreo/services/#")
         start_sink(services, stack, tmp_path, observer)
-        publish(observer, online, *readings, alert(readings[-1]), first_rejection)
+        raised_v1 = alert(readings[-1])  # and the same fact as v2, as threshold emits it in a migration window
+        publish(observer, online, *readings, raised_v1, as_version(raised_v1, "alert.raised.v2"), first_rejection)
         wait_for(lambda: len(stored(stack, "SELECT temperature FROM readings WHERE device = 'chart-1'")) == 30
                  and stored(stack, f"SELECT id FROM events WHERE id = '{first_rejection.id}'"), 30, "all stored")
         console = start_console(services, stack)
@@ -208,8 +210,8 @@ def test_a_device_page_and_the_rejections_come_from_the_stored_history_and_the_l
     assert points[0][0] == int(readings[0].time.timestamp() * 1000)
     assert {"name": "temperature", "unit": "Cel", "value": 49.0} in page["state"]["measurements"]
     assert page["state_type"] == "reading.v1"
-    [raised] = page["alerts"]
-    assert raised["type"] == "alert.raised.v1" and raised["summary"].startswith("temperature_high")
+    [raised] = page["alerts"]  # one fact, shown as its newest version
+    assert raised["type"] == "alert.raised.v2" and raised["summary"].startswith("temperature_high (warning)")
     assert [event["type"] for event in page["availability"]] == ["device.online.v1"]
     assert console.get("/api/device/chart-1?since=yesterday").json["error"].startswith("since 'yesterday'")
     assert console.get("/api/device/a%20b").status == 400
