@@ -44,6 +44,9 @@ SOURCE = "gateway/sink"
 MAX_BACKOFF = 30.0
 SPLITTABLE_STATUS = {400, 413}
 STATUS_EVERY = 10.0
+# Nobody waits on the sink within milliseconds (it acknowledges once a batch is written), so while
+# a batch is open it lets the next burst gather for this long rather than waking for every message.
+LINGER = 0.02
 SCHEMAS_PREFIX = SCHEMAS_FILTER.removesuffix("#")
 SPEC = ServiceSpec(name="sink", reads=(EVENTS_FILTER, SCHEMAS_FILTER), consumes=("*",),
                    emits=(EventRejectedV1.event_type,))
@@ -117,7 +120,7 @@ class Sink:
         replayer = asyncio.create_task(self._replay(stop))
         try:
             while not stop.is_set():
-                delivery = await self.transport.receive(timeout=self._time_to_flush())
+                delivery = await self._next_delivery()
                 if delivery is not None:
                     self._add(delivery)
                 if self._batch_due():
@@ -148,6 +151,14 @@ class Sink:
             log.info("sink: %s", self.status())
 
     # -- batching ------------------------------------------------------------------------
+    async def _next_delivery(self) -> Delivery | None:
+        """The next delivery; once the queue is empty with a batch open, after letting a burst gather."""
+        delivery = await self.transport.receive(timeout=0)
+        if delivery is None and self._batch.units:
+            await asyncio.sleep(min(LINGER, self._time_to_flush()))
+            delivery = await self.transport.receive(timeout=0)
+        return delivery or await self.transport.receive(timeout=self._time_to_flush())
+
     def _time_to_flush(self) -> float:
         if not self._batch.units:
             return 0.5
