@@ -24,7 +24,9 @@ bench: setup
 	$(PYTHON) bench/fleet.py
 	$(PYTHON) bench/sink.py --replicas 1
 	$(PYTHON) bench/sink.py --replicas 3
-	$(PYTHON) bench/pipeline.py
+	$(PYTHON) bench/pipeline.py --rounds 3
+	$(PYTHON) bench/storage_layout.py
+	$(PYTHON) bench/idle.py
 	$(PYTHON) bench/console.py
 	$(PYTHON) bench/flood.py
 	$(PYTHON) bench/profiles.py
