@@ -1,5 +1,8 @@
 """Per-device admission: budgets, the token bucket, the throttled facts' life cycle, the service's hook."""
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from itertools import count
 from pathlib import Path
@@ -222,3 +225,15 @@ def test_the_flow_control_pages_examples_hold(tmp_path):
         with pytest.raises(ConfigError) as refused:
             load_settings({"CHOREO_INGEST_BUDGETS": variable.replace('"rate": 20', '"rate": 0')}, path="/dev/null")
         assert refused.value.message == message
+
+
+def test_ingest_refuses_a_bad_budget_before_it_connects(tmp_path):
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text('[[sites]]\nid = "hq"\n[[sites.rooms]]\nid = "lab"\ndevices = [{ kind = "temperature" }]\n')
+    env = {**os.environ, "CHOREO_FLEET_FILE": str(fleet), "CHOREO_MQTT_PORT": "1",  # nothing listens there
+           "CHOREO_INGEST_BUDGETS": '{"kind:thermometer": {"rate": 1, "burst": 1}}'}
+    refused = subprocess.run([sys.executable, "-m", "gateway.cli", "ingest"], env=env, capture_output=True,
+                             text=True, timeout=60, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "choreo ingest: invalid settings: ingest.budgets: 'kind:thermometer': the fleet has no such kind; " \
+           "known: temperature" in refused.stderr
