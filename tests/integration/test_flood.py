@@ -5,7 +5,7 @@ Ingest, the threshold reactor and the sink run as their own processes on a real 
 Probe devices publish a reading every 0.2 s, every other one above the alert limit, so each of their
 hot readings raises an alert; an independent C subscriber (`mosquitto_sub`) stamps each alert as it
 arrives, and reading -> alert p99 during each flood is compared with 3x the quiet phase of the same test
-(taken as at least 100 ms, and at QoS 0, which has no flow control, at least 1 s: see the floors below).
+(taken as at least 200 ms, and at QoS 0, which has no flow control, at least 1 s: see the floors below).
 """
 from __future__ import annotations
 
@@ -51,8 +51,9 @@ ALERTS_PER_PHASE = 300
 # share), it outran ingest on a loaded 2-core machine and the backlog stood in the socket buffers.
 IDLE_PRIORITY = ["chrt", "--idle", "0"]
 # The quiet p99 the flood's is compared with (3x) is taken as at least this: on a loaded 2-core machine a
-# process waits tens of milliseconds for a core now and then, and 3x of a 5 ms p99 is one such wait.
-LATENCY_FLOOR = 0.100
+# process now and then waits a few hundred milliseconds for a core, flood or not (quiet phases' p99 went
+# from 3 to 365 ms between runs), and 3x of a 5 ms p99 is shorter than one such wait.
+LATENCY_FLOOR = 0.200
 # A QoS 0 flood has no flow control: the others wait behind it in the socket buffers in front of ingest
 # for as long as ingest, sharing the CPU with the broker forwarding the flood, takes to drain them
 # (docs/flow-control.md, "The broker's part"); up to about a second was seen on a loaded machine.
