@@ -147,7 +147,11 @@ class BudgetSettings(_Section):
 class IngestSettings(_Section):
     budget_headroom: float = Field(default=5.0, ge=1, le=1000,
                                    description="a fleet device's rate: this many times its readings per second")
-    budget_burst: float = Field(default=20.0, ge=1, le=1_000_000, description="a device's messages at once")
+    budget_burst: float = Field(default=20.0, ge=1, le=1_000_000, description="a device's messages at once, at least")
+    # What piles up for a device while ingest is away (a restart, a network cut) arrives at once when it
+    # is back, and must not be shed: a burst of this many seconds at the device's rate lets it through.
+    budget_burst_seconds: float = Field(default=60.0, ge=0, le=86_400,
+                                        description="a device's burst: this many seconds at its rate")
     budget_unknown_rate: float = Field(default=5.0, gt=0, le=1_000_000,
                                        description="messages per second of a device the fleet does not describe")
     throttle_report_seconds: float = Field(default=10.0, ge=1, le=3600,

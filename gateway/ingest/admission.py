@@ -73,7 +73,7 @@ class Budgets:
             if key in self.set:
                 return self.set[key]
         rate = self.settings.budget_headroom / spec.interval if spec else self.settings.budget_unknown_rate
-        return Budget(rate, max(self.settings.budget_burst, rate))
+        return Budget(rate, max(self.settings.budget_burst, rate, rate * self.settings.budget_burst_seconds))
 
     def _refuse_unknown_names(self) -> None:
         known = {"kind": {s.kind for s in self.devices.values()}, "site": {s.site for s in self.devices.values()}}

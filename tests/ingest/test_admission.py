@@ -56,10 +56,12 @@ def test_topic_keys_remember_each_topics_device_up_to_a_limit():
 
 
 def test_a_fleet_device_gets_its_readings_per_second_times_the_headroom():
-    assert budgets().of("lab-temperature-1") == Budget(5.0, 20.0)
-    assert budgets().of("lab-power-1") == Budget(2.5, 20.0)  # one reading every 2 s
-    assert budgets(budget_headroom=100).of("lab-temperature-1") == Budget(100.0, 100.0)  # burst >= rate
-    assert budgets(budget_unknown_rate=3).of("stranger-1") == Budget(3.0, 20.0)
+    # the burst: a minute at that rate, what piles up for the device while ingest is away
+    assert budgets().of("lab-temperature-1") == Budget(5.0, 300.0)
+    assert budgets().of("lab-power-1") == Budget(2.5, 150.0)  # one reading every 2 s
+    assert budgets(budget_unknown_rate=3).of("stranger-1") == Budget(3.0, 180.0)
+    assert budgets(budget_burst_seconds=0).of("lab-temperature-1") == Budget(5.0, 20.0)  # at least budget_burst
+    assert budgets(budget_burst_seconds=0, budget_headroom=100).of("lab-temperature-1") == Budget(100, 100)
 
 
 def test_a_budget_set_for_the_device_wins_over_its_kind_and_its_site():
@@ -112,6 +114,7 @@ def test_the_token_bucket_allows_the_burst_then_the_rate():
 
 
 def admission(clock: Clock, **settings) -> tuple[Admission, Counter[str]]:
+    settings.setdefault("budget_burst_seconds", 0)  # a burst of budget_burst (20) keeps the counts small
     counts: Counter[str] = Counter()
     sequence = count(1)
     return Admission(budgets(**settings), counts, lambda: next(sequence), Registry(FLEET).describe, clock), counts
@@ -190,7 +193,7 @@ async def test_the_service_sheds_before_queueing_decoding_or_publishing():
     observer = MemoryTransport(broker, ClientConfig("observer"))
     async with MemoryTransport(broker, ClientConfig("ingest")) as transport, observer, device:
         await observer.subscribe("events/#")
-        service = IngestService(transport, Registry(FLEET), budgets())
+        service = IngestService(transport, Registry(FLEET), budgets(budget_burst_seconds=0))
         await transport.subscribe("devices/+/telemetry")
         for seq in range(50):
             device.publish(Message("devices/lab-temperature-1/telemetry", b'{"seq": %d, "temperature": 21.5}' % seq))

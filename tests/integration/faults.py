@@ -32,6 +32,12 @@ def start_sink(stack, services, observer: MqttObserver, env: dict):
     return start_service(services, observer, "sink", env)
 
 
+def budget(device: str, rate: float) -> dict[str, str]:
+    """Ingest's settings for a load generator publishing as `device` at `rate` readings a second: a budget
+    that admits it, and its backlog after a minute away (docs/flow-control.md), instead of shedding it."""
+    return {"CHOREO_INGEST_BUDGETS": json.dumps({f"device:{device}": {"rate": 2 * rate, "burst": 60 * rate}})}
+
+
 class SteadyLoad:
     """Publishes readings at a fixed rate with QoS 1 and keeps the keys the broker acknowledged, with when.
 

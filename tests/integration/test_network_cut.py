@@ -12,7 +12,7 @@ import asyncio
 import pytest
 
 from tests.helpers import MqttObserver, async_wait_for
-from tests.integration.faults import SteadyLoad, accounting, sink_env, start_service, stored_ids
+from tests.integration.faults import SteadyLoad, accounting, budget, sink_env, start_service, stored_ids
 from tests.proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -30,7 +30,7 @@ async def test_network_fault_between_services_and_broker_loses_and_duplicates_no
             sink = await asyncio.to_thread(start_service, services, observer, "sink",
                                            {**sink_env(stack, tmp_path), **via_proxy})
             ingest = await asyncio.to_thread(start_service, services, observer, "ingest",
-                                             {**stack.env("ingest"), **via_proxy})
+                                             {**stack.env("ingest"), **via_proxy, **budget(device, 300)})
         load = SteadyLoad(stack, device, rate=300, device=True)
 
         async def network_fault() -> None:

@@ -14,7 +14,7 @@ import signal
 import pytest
 
 from tests.helpers import MqttObserver, async_wait_for
-from tests.integration.faults import SteadyLoad, accounting, sink_env, start_service, stored_ids
+from tests.integration.faults import SteadyLoad, accounting, budget, sink_env, start_service, stored_ids
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,8 @@ async def test_ingest_killed_with_sigkill_mid_stream_loses_and_duplicates_nothin
     with MqttObserver(stack.broker.port, "admin", stack.credentials.mqtt["admin"], "ingest-kill-observer") as observer:
         observer.subscribe("choreo/services/#")
         start_service(services, observer, "sink", sink_env(stack, tmp_path))
-        ingest = start_service(services, observer, "ingest", stack.env("ingest"))
+        ingest_env = {**stack.env("ingest"), **budget(device, 400)}
+        ingest = start_service(services, observer, "ingest", ingest_env)
         load = SteadyLoad(stack, device, rate=400, device=True)
 
         async def kill_and_restart() -> None:
@@ -33,7 +34,7 @@ async def test_ingest_killed_with_sigkill_mid_stream_loses_and_duplicates_nothin
             ingest.send_signal(signal.SIGKILL)
             assert await asyncio.to_thread(ingest.wait) == -signal.SIGKILL
             await asyncio.sleep(1)  # telemetry queues in ingest's session meanwhile
-            ingest = await asyncio.to_thread(start_service, services, observer, "ingest", stack.env("ingest"))
+            ingest = await asyncio.to_thread(start_service, services, observer, "ingest", ingest_env)
 
         await load.run(seconds=7, during=kill_and_restart)
     await async_wait_for(lambda: load.published[-1] in stored_ids(stack, device, "sequence"), 30,
