@@ -29,15 +29,6 @@ class Budget(NamedTuple):
     burst: float  # messages at once, after a quiet spell
 
 
-def native_device_key(topic: str) -> str | None:
-    """The device a native topic (`devices/{id}/...`) belongs to, by string operations only."""
-    first, _, rest = topic.partition("/")
-    if first != "devices":
-        return None
-    device, slash, _ = rest.partition("/")
-    return device if slash and device else None
-
-
 class TopicKeys:
     """The device each topic belongs to, remembered: a flood repeats its few topics, and a dict
     lookup costs a tenth of working the device out of the topic again."""

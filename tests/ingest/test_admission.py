@@ -12,8 +12,9 @@ import pytest
 from gateway.errors import ConfigError
 from gateway.events import DeviceThrottledV1, ReadingV1, decode_event
 from gateway.fleet import Fleet, Registry
-from gateway.ingest.admission import Admission, Budget, Budgets, TokenBucket, TopicKeys, native_device_key
+from gateway.ingest.admission import Admission, Budget, Budgets, TokenBucket, TopicKeys
 from gateway.ingest.service import IngestService
+from gateway.profiles.native import Native
 from gateway.settings import IngestSettings, load_settings
 from gateway.transport import ClientConfig, Delivery, MemoryBroker, MemoryTransport, Message
 from gateway.transport.base import InboundQueue, TransportStats
@@ -38,16 +39,17 @@ def budgets(**settings) -> Budgets:
 
 
 def test_the_device_key_of_a_native_topic_is_its_id():
-    assert native_device_key("devices/lab-temperature-1/telemetry") == "lab-temperature-1"
-    assert native_device_key("devices/x/status") == "x"
-    assert native_device_key("devices/x") is None
-    assert native_device_key("devices//telemetry") is None
-    assert native_device_key("zigbee2mqtt/kitchen") is None
+    device_key = Native().device_key
+    assert device_key("devices/lab-temperature-1/telemetry") == "lab-temperature-1"
+    assert device_key("devices/x/status") == "x"
+    assert device_key("devices/x") is None
+    assert device_key("devices//telemetry") is None
+    assert device_key("zigbee2mqtt/kitchen") is None
 
 
 def test_topic_keys_remember_each_topics_device_up_to_a_limit():
     asked = []
-    keys = TopicKeys(lambda topic: asked.append(topic) or native_device_key(topic), limit=2)
+    keys = TopicKeys(lambda topic: asked.append(topic) or Native().device_key(topic), limit=2)
     topics = ["devices/a/telemetry", "devices/a/telemetry", "devices/b/status", "devices/c/telemetry", "x/y"]
     assert [keys(topic) for topic in topics] == ["a", "a", "b", "c", None]
     assert asked == ["devices/a/telemetry", "devices/b/status", "devices/c/telemetry", "x/y"]
