@@ -40,7 +40,7 @@ from ..rejection import UNKNOWN_SUBJECT, Rejections
 from ..sequence import SequenceTracker
 from ..service import consume, publish_events
 from ..settings import IngestSettings
-from ..topics import ID_PATTERN, validate_id
+from ..topics import ID_PATTERN, event_filter, validate_id
 from ..transport import Delivery, Message, Transport
 from .admission import Admission, Budgets, TopicKeys
 from .causation import PendingRequests
@@ -131,8 +131,8 @@ class Ingest:
 
     def _actuator(self, profile: Profile, device_id: str, report: Report, message: Message,
                   received: datetime) -> list[Event]:
-        location = self.registry.describe(device_id)
-        if profile.name != "native" and location.get("kind") not in ACTUATOR_KINDS:
+        spec = self.registry.get(device_id)
+        if profile.name != "native" and (spec is None or spec.kind not in ACTUATOR_KINDS):
             self.counts["kept_out"] += 1  # a plug's relay state next to its power reading, say
             return []
         caused_by = report.caused_by
@@ -207,7 +207,7 @@ def ingest_spec() -> ServiceSpec:
     reads = [topic for profile in PROFILES.values() for topic in profile.subscriptions]
     return ServiceSpec(
         name="ingest",
-        reads=(*reads, f"{REQUESTS_PREFIX}+"),
+        reads=(*reads, event_filter(ActuationRequestedV1.event_type)),
         consumes=(ActuationRequestedV1.event_type,),
         emits=(ReadingV1.event_type, ActuatorChangedV1.event_type, DeviceOnlineV1.event_type,
                DeviceOfflineV1.event_type, EventRejectedV1.event_type, DeviceThrottledV1.event_type,
