@@ -135,21 +135,15 @@ class BridgeService:
 
     def _remember_when_sent(self, request_id: str, published: list[asyncio.Future[None]]) -> None:
         """Once the broker has every command of the request, a redelivery of it is not sent again."""
-        pending = [future for future in published if not future.done()]
-        remaining = len(pending)
-
-        def one_done(future: asyncio.Future[None]) -> None:
-            nonlocal remaining
-            remaining -= 1
-            if remaining == 0 and all(_succeeded(f) for f in published):
-                self.bridge.sent(request_id)
-
-        if not pending:
+        def if_all_succeeded(_: object = None) -> None:
             if all(_succeeded(f) for f in published):
                 self.bridge.sent(request_id)
-            return
-        for future in pending:
-            future.add_done_callback(one_done)
+
+        pending = [future for future in published if not future.done()]
+        if pending:
+            asyncio.gather(*pending, return_exceptions=True).add_done_callback(if_all_succeeded)
+        else:
+            if_all_succeeded()
 
 
 def _succeeded(future: asyncio.Future[None]) -> bool:
