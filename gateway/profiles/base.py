@@ -57,7 +57,6 @@ class Profile:
 
     name: ClassVar[str]
     subscriptions: ClassVar[tuple[str, ...]]  # the topic filters ingest reads for this convention
-    command_filters: ClassVar[tuple[str, ...]] = ()  # where the bridge publishes this convention's commands
     acl: ClassVar[tuple[str, ...]] = ()  # the broker ACL lines that confine its devices (%u: the account)
 
     def device_key(self, topic: str) -> str | None:

@@ -33,7 +33,6 @@ MAX_AGE = timedelta(days=7)
 class Shelly(Profile):
     name = "shelly"
     subscriptions = ("+/events/rpc", "+/online")
-    command_filters = ("+/rpc",)
     acl = ("pattern write %u/events/rpc", "pattern write %u/online", "pattern read %u/rpc",
            f"pattern write {CALLER_PREFIX}%u/rpc")
 

@@ -34,7 +34,6 @@ STATE_TOPICS = ("STATE", "RESULT")
 class Tasmota(Profile):
     name = "tasmota"
     subscriptions = ("tele/+/SENSOR", "tele/+/STATE", "tele/+/LWT", "stat/+/RESULT")
-    command_filters = ("cmnd/+/POWER",)
     acl = ("pattern write tele/%u/#", "pattern write stat/%u/#", "pattern read cmnd/%u/#")
 
     def device_key(self, topic: str) -> str | None:

@@ -37,7 +37,6 @@ SWITCH_STATES = {"ON": "on", "OFF": "off"}
 class Zigbee2Mqtt(Profile):
     name = "zigbee2mqtt"
     subscriptions = (f"{BASE}/+", f"{BASE}/+/availability", f"{BASE}/{BRIDGE}/devices")
-    command_filters = (f"{BASE}/+/set",)
     # The account `zigbee2mqtt` is the bridge (DeviceSpec.account): it alone writes under zigbee2mqtt/.
     acl = ("user zigbee2mqtt", f"topic write {BASE}/#", f"topic read {BASE}/+/set", f"topic read {BASE}/+/get",
            f"topic read {BASE}/{BRIDGE}/request/#", "topic write homeassistant/#", "topic read homeassistant/status")
