@@ -37,7 +37,6 @@ DEVICE_KINDS = ("temperature", "co2", "motion", "door", "power", "fan", "heater"
 ACTUATOR_KINDS = ("fan", "heater", "valve")
 Id = Annotated[str, Field(pattern=rf"^{ID_PATTERN.pattern}$")]
 Probability = Annotated[float, Field(ge=0, le=1)]
-PROFILE_NAMES = ("native", "zigbee2mqtt", "tasmota", "shelly", "homie")
 ProfileName = Literal["native", "zigbee2mqtt", "tasmota", "shelly", "homie"]
 ZIGBEE2MQTT_ACCOUNT = "zigbee2mqtt"  # one Zigbee2MQTT bridge client publishes for all its devices
 # A Shelly account writes `{account}/...`: it must not be one of the topic prefixes in use.

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..events import ActuationRequestedV1
+from ..events import ActuationRequestedV1, Measurement
 from .base import Memory, Profile, Report, as_json, wanted_on
 from .units import measurement
 
@@ -85,7 +85,7 @@ class Zigbee2Mqtt(Profile):
                 kept_out.append(key)
         return Report(name, measurements=tuple(measurements), state=state, kept_out=tuple(kept_out))
 
-    def _boolean(self, metric: str, value: Any, key: str, when_true: float) -> Any:
+    def _boolean(self, metric: str, value: Any, key: str, when_true: float) -> Measurement:
         if not isinstance(value, bool):
             raise self.bad(key, f"must be true or false, got {type(value).__name__}")
         found = measurement(metric, "", when_true if value else 1.0 - when_true)
