@@ -1,6 +1,7 @@
 """What every simulated device shares: identity, parameters, sequence counter, battery, clock."""
 from __future__ import annotations
 
+import json
 import math
 import random
 from datetime import datetime
@@ -81,6 +82,11 @@ class SimulatedDevice:
             return None
         self.battery = max(0.0, self.battery - 0.0005)
         return round(self.battery, 1)
+
+
+def as_json(value: Any) -> bytes:
+    """A payload as compact JSON, as devices send it."""
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _rfc3339(moment: datetime) -> str:

@@ -6,12 +6,13 @@ publishes (held back one message) and malformed payloads.
 """
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from typing import Any
 
 from gateway.fleet import Faults
+
+from .base import as_json
 
 # Payloads a broken device might send; ingest must reject each with a reason.
 MALFORMED = (
@@ -50,7 +51,7 @@ class FaultInjector:
 
     def payloads(self, payload: dict[str, Any]) -> list[bytes]:
         """What to publish now for this telemetry: nothing, it, it twice, or it and a held-back one."""
-        encoded = json.dumps(payload, separators=(",", ":")).encode()
+        encoded = as_json(payload)
         roll = self.rng.random
         if roll() < self.faults.malformed:
             self.counts["malformed"] += 1

@@ -10,7 +10,6 @@ A profile device's faults are those outside its payloads (stuck, clock skew, dro
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import sys
@@ -27,6 +26,7 @@ from gateway.settings import Settings
 from gateway.topics import event_topic, telemetry_topic
 from gateway.transport import ClientConfig, Delivery, Message, MqttTransport, Transport
 
+from .base import as_json
 from .clients import Client, client_config, fleet_clients
 from .commands import obey
 from .faults import FaultInjector
@@ -123,7 +123,7 @@ class FleetRunner:
     async def _start_native(self, member: Member) -> None:
         if member.device.is_actuator:
             await member.transport.subscribe(event_topic(ActuationRequestedV1.event_type, member.device.id))
-            self._send(member, [self._encode(member.device.telemetry(member.device.state(), utc_now()))])
+            self._send(member, [as_json(member.device.telemetry(member.device.state(), utc_now()))])
 
     async def _start_profile(self, client: Client) -> None:
         """Subscribe to the native commands, then announce the devices and report the actuators' state."""
@@ -202,10 +202,6 @@ class FleetRunner:
         if count:
             self.counts["published"] += len(messages)
 
-    @staticmethod
-    def _encode(payload: dict) -> bytes:
-        return json.dumps(payload, separators=(",", ":")).encode()
-
     async def _actuate(self, client: Client, stop: asyncio.Event) -> None:
         transport = client.transport
         commands = client.commands()
@@ -233,7 +229,7 @@ class FleetRunner:
             fields = None
         if fields:
             self.counts["actuations"] += 1
-            self._send(member, [self._encode(member.device.telemetry(fields, utc_now()))])
+            self._send(member, [as_json(member.device.telemetry(fields, utc_now()))])
 
     def snapshot(self) -> dict:
         faults: Counter[str] = Counter()

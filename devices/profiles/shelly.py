@@ -23,7 +23,8 @@ from typing import Any
 from gateway.errors import InvalidInput
 from gateway.transport import Message
 
-from .speaker import Change, Speaker, as_json, is_relay
+from ..base import as_json
+from .speaker import Change, Speaker, is_relay
 
 LOAD_WATTS = {"fan": 35.0, "heater": 1500.0}
 VOLTAGE = 230.0

@@ -6,7 +6,6 @@ gateway's decoders, so that the end-to-end tests compare two independent reading
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -82,10 +81,6 @@ class Speaker:
     def client_announcements(cls, speakers: list[Speaker]) -> list[Message]:
         """Retained messages about all the devices of one shared client (Zigbee2MQTT's device list)."""
         return []
-
-
-def as_json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def local_time(moment: datetime) -> str:

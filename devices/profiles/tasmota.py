@@ -19,7 +19,8 @@ from typing import Any
 from gateway.errors import InvalidInput
 from gateway.transport import Message
 
-from .speaker import Change, Speaker, as_json, is_relay, local_time
+from ..base import as_json
+from .speaker import Change, Speaker, is_relay, local_time
 
 ONLINE = b"Online"
 OFFLINE = b"Offline"

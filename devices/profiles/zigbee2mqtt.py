@@ -22,7 +22,8 @@ from typing import Any
 from gateway.errors import InvalidInput
 from gateway.transport import Message
 
-from .speaker import Change, Speaker, as_json, is_relay
+from ..base import as_json
+from .speaker import Change, Speaker, is_relay
 
 BASE = "zigbee2mqtt"
 ONLINE = as_json({"state": "online"})
