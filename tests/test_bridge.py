@@ -96,6 +96,12 @@ async def test_the_service_sends_a_request_redelivered_after_the_broker_had_its_
         assert service.counts["duplicates"] == 1
 
 
+def test_a_valve_whose_convention_has_no_position_is_commanded_on_and_off():
+    fleet = Fleet.model_validate({"sites": [{"id": "hq", "rooms": [{"id": "lab", "devices": [
+        {"kind": "valve", "profile": "tasmota", "native": "sonoff-valve"}]}]}]})
+    assert command_topics(fleet.devices()) == ["cmnd/sonoff-valve/POWER"]
+
+
 def test_its_acl_block_writes_exactly_the_command_topics_of_the_fleets_profile_actuators(tmp_path: Path):
     assert command_topics(Fleet.model_validate(FLEET).devices()) == [
         "cmnd/sonoff-lab/POWER", "homie/5/lab-valve/valve/position/set", "shellyplus1pm-lab/rpc",

@@ -23,7 +23,7 @@ from ..errors import InvalidInput
 from ..events import ActuationRequestedV1, decode_event
 from ..fleet import ACTUATOR_KINDS, DeviceSpec, Registry
 from ..manifest import ServiceSpec
-from ..profiles import PROFILES
+from ..profiles import PROFILES, Profile
 from ..service import consume, ignored_retained
 from ..topics import event_filter
 from ..transport import Delivery, Message, Transport
@@ -50,9 +50,18 @@ def command_topics(devices: Iterable[DeviceSpec]) -> list[str]:
     for spec in devices:
         if spec.profile == "native" or spec.kind not in ACTUATOR_KINDS:
             continue
-        sample = SAMPLE_REQUESTS["valve" if spec.kind == "valve" else "relay"]
-        topics.update(topic for topic, _ in PROFILES[spec.profile].command(spec.native, sample))
+        topics.update(topic for topic, _ in _sample_commands(PROFILES[spec.profile], spec))
     return sorted(topics)
+
+
+def _sample_commands(profile: Profile, spec: DeviceSpec) -> list[tuple[str, bytes]]:
+    """A valve is asked a position, or on/off where its convention has no position (Tasmota's POWER)."""
+    if spec.kind == "valve":
+        try:
+            return profile.command(spec.native, SAMPLE_REQUESTS["valve"])
+        except InvalidInput:
+            pass
+    return profile.command(spec.native, SAMPLE_REQUESTS["relay"])
 
 
 @dataclass(frozen=True)
