@@ -1,7 +1,8 @@
 """What every device convention gives ingest and the bridge: topics, decoding, commands, ACL patterns.
 
-A profile is stateless; what a convention needs to remember between messages (Homie's retained
-`$description` of each device) lives in a `Memory` that ingest owns and bounds.
+A profile keeps nothing about devices (Shelly numbers its RPC requests, no more); what a convention
+needs to remember between messages (Homie's retained `$description` of each device) lives in a
+`Memory` that ingest owns and bounds.
 """
 from __future__ import annotations
 
