@@ -23,7 +23,6 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 def configure_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("gmqtt").setLevel(logging.ERROR)  # its reconnect chatter; we log our own
 
 
 def serve(name: str, main: Callable[[asyncio.Event], Awaitable[object]],
