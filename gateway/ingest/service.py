@@ -62,7 +62,7 @@ class Ingest:
         self._sequence = 0
         self.rejections = Rejections(SOURCE, self.counts, self.next_sequence)
         self.device_sequences = SequenceTracker(self.counts)  # each native device's `seq`
-        self.memories = {name: Memory() for name in PROFILES}
+        self.memories = {name: Memory(counts=self.counts, counter=f"forgotten:{name}") for name in PROFILES}
         self.pending = PendingRequests(self.counts)
         self.discovered: set[tuple[str, str]] = set()
         self.last_state: dict[str, tuple[str | None, float | None]] = {}  # per registry actuator

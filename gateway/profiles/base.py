@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -40,17 +40,19 @@ class Report:
 class Memory(OrderedDict[str, Any]):
     """A bounded map of what a profile learned per device; the least recently written is forgotten first."""
 
-    def __init__(self, limit: int = MEMORY_LIMIT) -> None:
+    def __init__(self, limit: int = MEMORY_LIMIT, counts: Counter[str] | None = None,
+                 counter: str = "forgotten") -> None:
         super().__init__()
         self.limit = limit
-        self.forgotten = 0
+        self.counts: Counter[str] = Counter() if counts is None else counts
+        self.counter = counter  # counted in `counts` for every device forgotten
 
     def remember(self, key: str, value: Any) -> None:
         self[key] = value
         self.move_to_end(key)
         while len(self) > self.limit:
             self.popitem(last=False)
-            self.forgotten += 1
+            self.counts[self.counter] += 1
 
 
 class Profile:

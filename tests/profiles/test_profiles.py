@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
@@ -214,6 +215,15 @@ def test_homie_documented_property_value_after_its_description():
     assert decode("homie/5/super-car/$state", "ready", memory)[0].online is True
     assert decode("homie/5/super-car/$state", "lost", memory)[0].online is False
     assert decode("homie/5/super-car/$state", "init", memory) == []
+
+
+def test_homie_descriptions_beyond_the_memorys_limit_forget_the_oldest_counted():
+    counts: Counter[str] = Counter()
+    memory = Memory(limit=1, counts=counts, counter="forgotten:homie")
+    decode("homie/5/super-car/$description", json.dumps(SUPER_CAR), memory)
+    decode("homie/5/other-car/$description", json.dumps(SUPER_CAR), memory)
+    assert list(memory) == ["other-car"] and counts["forgotten:homie"] == 1
+    assert "no $description of super-car" in rejected("homie/5/super-car/engine/temperature", "21.5", memory)
 
 
 def test_homie_percent_by_meaning_fahrenheit_switch_and_list_form():
