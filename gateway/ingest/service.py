@@ -77,9 +77,9 @@ class Ingest:
         return spec.id if spec else native
 
     def facts(self, message: Message) -> list[Event]:
-        if message.topic.startswith(REQUESTS_PREFIX):
-            return self._request(message)
         try:
+            if message.topic.startswith(REQUESTS_PREFIX):
+                return self._request(message)
             found = profile_of(message.topic)
             if found is None:
                 raise InvalidInput("not a device topic of any profile")
