@@ -74,29 +74,32 @@ def upcast_data(data: EventData, to_type: str) -> EventData:
     return data
 
 
-def can_downcast(from_type: str, to_type: str) -> bool:
-    """True if downcasters lead from `from_type` to the older (or same) version `to_type`."""
+def _downcasters(from_type: str, to_type: str) -> list[Callable[[Any], EventData]] | None:
+    """The downcasters that lead from `from_type` to the older (or same) version `to_type`, newest
+    first; None if there are none."""
+    chain: list[Callable[[Any], EventData]] = []
     current = to_type
     while current != from_type:
         step = _STEPS.get(current)
         if step is None or step.downcast is None:
-            return False
+            return None
+        chain.insert(0, step.downcast)
         current = step.newer.event_type
-    return True
+    return chain
+
+
+def can_downcast(from_type: str, to_type: str) -> bool:
+    """True if downcasters lead from `from_type` to the older (or same) version `to_type`."""
+    return _downcasters(from_type, to_type) is not None
 
 
 def downcast_data(data: EventData, to_type: str) -> EventData:
     """`data` converted down to the older version `to_type`; ValueError if no downcasters lead there."""
-    chain = []
-    current = to_type
-    while current != data.event_type:
-        step = _STEPS.get(current)
-        if step is None or step.downcast is None:
-            raise ValueError(f"no downcaster from {data.event_type} to {to_type}")
-        chain.append(step)
-        current = step.newer.event_type
-    for step in reversed(chain):
-        data = step.downcast(data)  # type: ignore[misc]  # checked above
+    chain = _downcasters(data.event_type, to_type)
+    if chain is None:
+        raise ValueError(f"no downcaster from {data.event_type} to {to_type}")
+    for downcast in chain:
+        data = downcast(data)
     return data
 
 
