@@ -60,8 +60,9 @@ class Shelly(Profile):
         """The device clock, unless it is implausible (unset, or a week off): then ingest's own is used."""
         if ts is None:
             return None
-        time = datetime.fromtimestamp(min(self.number(ts, "params.ts"), 1e11), UTC)
-        return time if now - MAX_AGE <= time <= now + MAX_CLOCK_AHEAD else None
+        seconds = self.number(ts, "params.ts")
+        plausible = (now - MAX_AGE).timestamp() <= seconds <= (now + MAX_CLOCK_AHEAD).timestamp()
+        return datetime.fromtimestamp(seconds, UTC) if plausible else None
 
     def _components(self, report: Report, params: dict) -> Report:
         measurements: dict[str, Measurement] = {}

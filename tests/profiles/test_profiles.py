@@ -156,6 +156,9 @@ def test_shelly_documented_switch_notification():
     [report] = decode("shellypro4pm-f008d1d8b8b8/events/rpc", SHELLY_EXAMPLE_1)
     assert (report.native, report.state, report.measurements) == ("shellypro4pm-f008d1d8b8b8", "on", ())
     assert report.time is None  # a clock years off is not trusted: ingest stamps it
+    for ts in (-1e12, 1e15):  # before year 1 and after 9999: not a date at all
+        frame = {"method": "NotifyStatus", "params": {"ts": ts, "switch:0": {"output": True}}}
+        assert decode("shellypro4pm-f008d1d8b8b8/events/rpc", json.dumps(frame))[0].time is None
 
 
 def test_shelly_temperature_humidity_power_battery_and_device_clock():
