@@ -81,11 +81,12 @@ class InfluxSettings(_Section):
     timeout: float = Field(default=10.0, gt=0)
 
 
-def _comma_separated(value: Any) -> Any:
+def comma_separated(value: Any) -> Any:
+    """`a,b,c` from an environment variable as a list; any other value as it is."""
     return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
 
 
-CommaSeparated = Annotated[list[str], BeforeValidator(_comma_separated)]
+CommaSeparated = Annotated[list[str], BeforeValidator(comma_separated)]
 """A list of strings, which an environment variable gives as `a,b,c`."""
 
 

@@ -25,7 +25,7 @@ from gateway.events import (
     Severity,
 )
 from gateway.reactor import Context, Reactor
-from gateway.settings import ReactorSettingsModel, Settings
+from gateway.settings import ReactorSettingsModel, Settings, comma_separated
 
 
 class ThresholdRule(ReactorSettingsModel):
@@ -42,8 +42,7 @@ class ThresholdRule(ReactorSettingsModel):
     severity: Severity = "warning"
 
 
-AlertVersions = Annotated[list[Literal["v1", "v2"]],
-                          BeforeValidator(lambda value: value.split(",") if isinstance(value, str) else value)]
+AlertVersions = Annotated[list[Literal["v1", "v2"]], BeforeValidator(comma_separated)]
 
 
 class ThresholdSettings(ReactorSettingsModel):
