@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from ..events import BUILT_IN_TYPES
 from ..topics import EVENT_TYPE_PATTERN
+from ..upcast import family
 from .compatibility import Change, changes
 
 if TYPE_CHECKING:
@@ -136,5 +137,5 @@ def update(current: Mapping[str, Mapping[str, Any]], directory: Path = SCHEMA_DI
 
 def next_version(event_type: str) -> str:
     """`alert.raised.v1` -> `alert.raised.v2`."""
-    name, _, version = event_type.rpartition(".v")
-    return f"{name}.v{int(version) + 1}" if version.isdigit() else f"{event_type}.v2"
+    name, version = family(event_type)
+    return f"{name}.v{version + 1}"
