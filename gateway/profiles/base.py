@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter, OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from ..errors import InvalidInput
 from ..events import ActuationRequestedV1, Measurement
 from ..ingest.simjson import MAX_PAYLOAD, parse_object
 
+T = TypeVar("T")
 MEMORY_LIMIT = 10_000  # devices whose announcements a profile remembers; the oldest is forgotten first
 
 
@@ -92,6 +94,12 @@ class Profile:
         if not math.isfinite(number):
             raise self.bad(field, "is not a finite number")
         return number
+
+    def choice(self, value: object, choices: Mapping[str, T], field: str, must: str) -> T:
+        """`choices[value]` for a JSON string among them; anything else (an object too) is refused: `must`."""
+        if not isinstance(value, str) or value not in choices:
+            raise self.bad(field, f"{must}, got {str(value)[:32]!r}")
+        return choices[value]
 
     def table(self, value: object, field: str) -> dict:
         """A nested JSON object where the convention puts one."""

@@ -57,10 +57,7 @@ class Tasmota(Profile):
     def _power(self, name: str, document: dict) -> list[Report]:
         if "POWER" not in document:
             return []  # a RESULT of another command, or a STATE of a device without a relay
-        word = document["POWER"]
-        if word not in POWER:
-            raise self.bad("POWER", f"must be ON or OFF, got {str(word)[:32]!r}")
-        return [Report(name, state=POWER[word])]
+        return [Report(name, state=self.choice(document["POWER"], POWER, "POWER", "must be ON or OFF"))]
 
     def _sensor(self, name: str, document: dict) -> Report:
         measurements: dict[str, Measurement] = {}

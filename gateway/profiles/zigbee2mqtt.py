@@ -59,9 +59,7 @@ class Zigbee2Mqtt(Profile):
         word: object = payload.strip().decode("utf-8", "replace")
         if payload.strip().startswith(b"{"):
             word = self.json_object(payload).get("state")
-        if word not in AVAILABILITY:
-            raise self.bad("state", f"availability must be online or offline, got {str(word)[:32]!r}")
-        return Report(name, online=AVAILABILITY[str(word)])
+        return Report(name, online=self.choice(word, AVAILABILITY, "state", "availability must be online or offline"))
 
     def _state(self, name: str, payload: bytes) -> Report:
         document = self.json_object(payload)
@@ -78,9 +76,7 @@ class Zigbee2Mqtt(Profile):
             elif key == "contact":
                 measurements.append(self._boolean("door_open", value, key, when_true=0.0))
             elif key == "state":
-                if value not in SWITCH_STATES:
-                    raise self.bad(key, f"must be ON or OFF, got {str(value)[:32]!r}")
-                state = SWITCH_STATES[value]
+                state = self.choice(value, SWITCH_STATES, key, "must be ON or OFF")
             else:
                 kept_out.append(key)
         return Report(name, measurements=tuple(measurements), state=state, kept_out=tuple(kept_out))

@@ -85,10 +85,18 @@ def test_zigbee2mqtt_bridge_devices_announce_every_paired_device_but_the_coordin
     ('{"temperature": {"value": 27.34}}', "zigbee2mqtt: field 'temperature': must be a number, got dict"),
     ('{"occupancy": "yes"}', "zigbee2mqtt: field 'occupancy': must be true or false, got str"),
     ('{"state": "MAYBE"}', "zigbee2mqtt: field 'state': must be ON or OFF, got 'MAYBE'"),
+    ('{"state": {"on": true}}', "zigbee2mqtt: field 'state': must be ON or OFF, got \"{'on': True}\""),
     ("[1, 2]", "zigbee2mqtt: payload must be a JSON object, got list"),
 ])
 def test_zigbee2mqtt_bad_input_names_profile_field_and_reason(payload, reason):
     assert rejected("zigbee2mqtt/kitchen", payload).startswith(reason)
+
+
+def test_a_json_object_where_a_word_belongs_is_refused_naming_the_field():
+    assert rejected("zigbee2mqtt/kitchen/availability", '{"state": ["online"]}').startswith(
+        "zigbee2mqtt: field 'state': availability must be online or offline, got \"['online']\"")
+    assert rejected("stat/sonoff-th/RESULT", '{"POWER": {"1": "ON"}}').startswith(
+        "tasmota: field 'POWER': must be ON or OFF, got \"{'1': 'ON'}\"")
 
 
 def test_zigbee2mqtt_command():
