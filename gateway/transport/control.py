@@ -2,7 +2,6 @@
 3.1 and 3.2), SUBSCRIBE and SUBACK (3.8, 3.9), PINGREQ (3.12) and DISCONNECT (3.14)."""
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from .base import ClientConfig
@@ -13,6 +12,7 @@ from .properties import (
     RECEIVE_MAXIMUM,
     SERVER_KEEP_ALIVE,
     SESSION_EXPIRY,
+    TWO_BYTES,
     encode_properties,
     encode_string,
     read_properties,
@@ -28,7 +28,6 @@ PINGREQ_PACKET = b"\xc0\x00"
 DISCONNECT_NORMALLY = b"\xe0\x00"  # remaining length 0: reason "normal disconnection", the will is dropped
 PROTOCOL = b"\x00\x04MQTT\x05"  # protocol name and version 5 (3.1.2.1, 3.1.2.2)
 RECEIVE_MAXIMUM_DEFAULT = 65535  # what a CONNACK without a Receive Maximum means (3.2.2.3.3)
-TWO_BYTES = struct.Struct("!H")
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ import struct
 
 from .base import Message
 from .framing import MAX_REMAINING_LENGTH, MalformedPacket, split_packets, variable_byte_integer
-from .properties import encode_properties, read_properties, utf8_string
+from .properties import TWO_BYTES, encode_properties, read_properties, utf8_string
 
 __all__ = [
     "DUP", "PACKET_TYPE", "PUBACK", "PUBLISH", "MalformedPacket", "parse_puback", "parse_publish", "puback_packet",
@@ -17,7 +17,6 @@ PUBLISH = 0x30
 PUBACK = 0x40
 PACKET_TYPE = 0xF0
 DUP = 0x08  # first-byte flag of a PUBLISH sent again (MQTT 5, 3.3.1.1)
-TWO_BYTES = struct.Struct("!H")
 PUBACK_SUCCESS = struct.Struct("!BBH")  # remaining length 2: reason "success" (3.4.2.1)
 NO_PROPERTIES = b"\x00"
 MAX_TOPIC_BYTES = 65535

@@ -9,13 +9,10 @@ import struct
 
 from .framing import MalformedPacket, read_variable_byte_integer, variable_byte_integer
 
-PAYLOAD_FORMAT = 0x01
 SESSION_EXPIRY = 0x11
-ASSIGNED_CLIENT_ID = 0x12
 SERVER_KEEP_ALIVE = 0x13
 REASON_STRING = 0x1F
 RECEIVE_MAXIMUM = 0x21
-TOPIC_ALIAS = 0x23
 USER_PROPERTY = 0x26
 MAXIMUM_PACKET_SIZE = 0x27
 
