@@ -10,7 +10,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .counters import CounterReports
 from .errors import ChoreoError, ConfigError
@@ -22,6 +22,7 @@ from .transport import ClientConfig, MqttTransport, Transport
 
 if TYPE_CHECKING:
     from .announced import AnnouncedSchemas
+    from .contract import Verdict
 
 log = logging.getLogger("choreo")
 
@@ -462,10 +463,11 @@ def cmd_contract(args: argparse.Namespace, settings: Settings) -> int:
     if args.update:
         for path in update(current, directory)[1]:
             print(f"recorded {path}")
-    verdicts = {"": check(current, recorded_schemas(directory))}
+    recorded = recorded_schemas(directory)
+    verdicts = {"": check(current, recorded)}
     if args.broker:
         try:
-            verdicts.update(_announced_verdicts(settings, recorded_schemas(directory)))
+            verdicts.update(_announced_verdicts(settings, recorded))
         except ChoreoError as exc:
             print(f"choreo contract check: {exc.message}", file=sys.stderr)
             return EXIT_FAILED
@@ -481,7 +483,7 @@ def cmd_contract(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _announced_verdicts(settings: Settings, recorded: dict) -> dict:
+def _announced_verdicts(settings: Settings, recorded: dict[str, dict[str, Any]]) -> dict[str, Verdict]:
     """What the services announce on the broker now (choreo/schemas/#), checked against the records."""
     from .contract import check_announced
 
