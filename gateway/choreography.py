@@ -119,8 +119,12 @@ class Choreography:
 
     def served_upcast(self, event_type: str) -> bool:
         consumers = self.consumers.get(event_type, [])
-        targets = [self.upcasts.get(service, {}).get(event_type) for service in consumers]
+        targets = [self.upcast_target(service, event_type) for service in consumers]
         return bool(consumers) and all(target and self.producers.get(target) for target in targets)
+
+    def upcast_target(self, service: str, event_type: str) -> str | None:
+        """The version `service` receives `event_type` upcast as, if it does."""
+        return self.upcasts.get(service, {}).get(event_type)
 
     def other_versions(self, event_type: str) -> list[str]:
         """The other versions of the same fact that appear in the choreography."""
@@ -129,14 +133,14 @@ class Choreography:
 
     def consumer_label(self, service: str, event_type: str) -> str:
         """`climate (as v2)` when the service receives this version upcast."""
-        target = self.upcasts.get(service, {}).get(event_type)
+        target = self.upcast_target(service, event_type)
         label = self._mark(service)
-        return f"{label} (as v{target.rpartition('.v')[2]})" if target else label
+        return f"{label} ({_as_version(target)})" if target else label
 
     def _versions_note(self, types: list[str], side: dict[str, list[str]], what: str) -> str:
-        notes = [f"{t} ({what} {', '.join(v for v in self.other_versions(t) if side.get(v))})"
-                 for t in types if any(side.get(v) for v in self.other_versions(t))]
-        plain = [t for t in types if not any(side.get(v) for v in self.other_versions(t))]
+        others = {t: [v for v in self.other_versions(t) if side.get(v)] for t in types}
+        plain = [t for t in types if not others[t]]
+        notes = [f"{t} ({what} {', '.join(others[t])})" for t in types if others[t]]
         return ", ".join(plain + notes)
 
     def text(self) -> str:
@@ -180,8 +184,8 @@ class Choreography:
             for producer in self.producers.get(event_type, []):
                 lines.append(f"  svc_{_node(producer)} --> evt_{_node(event_type)}")
             for consumer in self.consumers.get(event_type, []) + self.stores_everything:
-                target = self.upcasts.get(consumer, {}).get(event_type)
-                edge = f"-->|as v{target.rpartition('.v')[2]}|" if target else "-->"
+                target = self.upcast_target(consumer, event_type)
+                edge = f"-->|{_as_version(target)}|" if target else "-->"
                 lines.append(f"  evt_{_node(event_type)} {edge} svc_{_node(consumer)}")
         for loose in (*self.unproduced(), *self.unconsumed()):
             lines.append(f"  style evt_{_node(loose)} stroke:#d33,stroke-width:2px")
@@ -196,3 +200,8 @@ class Choreography:
 
 def _node(name: str) -> str:
     return name.replace(".", "_").replace("-", "_")
+
+
+def _as_version(target: str) -> str:
+    """`alert.raised.v2` -> `as v2`: how an edge names the version its consumer receives upcast."""
+    return f"as v{target.rpartition('.v')[2]}"
