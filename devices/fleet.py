@@ -168,21 +168,12 @@ class FleetRunner:
             await stop.wait()
 
     def _tick(self, member: Member) -> None:
+        """A sensor's readings at its due time; a profile device takes only the faults outside its payloads."""
         if member.speaker is not None:
-            self._tick_profile(member)
-            return
-        payloads = self.simulation.telemetry(member)
-        if not member.transport.is_connected:
-            self.counts["skipped_offline"] += 1
-            return
-        if member.faults.drops_out():
-            member.transport.drop_connection(member.device.spec.faults.dropout_seconds)
-            return
-        self._send(member, payloads)
-
-    def _tick_profile(self, member: Member) -> None:
-        """A profile sensor's readings; of the faults, its own payloads keep only stuck, skew and dropout."""
-        messages = self.simulation.readings(member)
+            messages = self.simulation.readings(member)
+        else:
+            topic = telemetry_topic(member.device.id)
+            messages = [Message(topic, payload) for payload in self.simulation.telemetry(member)]
         if not member.transport.is_connected:
             self.counts["skipped_offline"] += 1
         elif member.faults.drops_out():  # for Zigbee2MQTT, the bridge: all its devices with it
