@@ -5,13 +5,8 @@ from __future__ import annotations
 import struct
 
 from .base import Message
-from .framing import MAX_REMAINING_LENGTH, MalformedPacket, split_packets, variable_byte_integer
+from .framing import MAX_REMAINING_LENGTH, MalformedPacket, variable_byte_integer
 from .properties import TWO_BYTES, encode_properties, read_properties, utf8_string
-
-__all__ = [
-    "DUP", "PACKET_TYPE", "PUBACK", "PUBLISH", "MalformedPacket", "parse_puback", "parse_publish", "puback_packet",
-    "publish_packet", "resent", "split_packets", "variable_byte_integer",
-]
 
 PUBLISH = 0x30
 PUBACK = 0x40

@@ -5,16 +5,8 @@ edge cases a broker rarely produces: packets split across reads, properties, bad
 import pytest
 
 from gateway.transport import Message
-from gateway.transport.packets import (
-    MalformedPacket,
-    parse_puback,
-    parse_publish,
-    puback_packet,
-    publish_packet,
-    resent,
-    split_packets,
-    variable_byte_integer,
-)
+from gateway.transport.framing import MalformedPacket, split_packets, variable_byte_integer
+from gateway.transport.packets import parse_puback, parse_publish, puback_packet, publish_packet, resent
 from gateway.transport.reasons import reason_name
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 
 from gateway.transport import ClientConfig, Message, MqttTransport
-from gateway.transport.packets import PUBLISH, parse_publish, split_packets
+from gateway.transport.framing import split_packets
+from gateway.transport.packets import PUBLISH, parse_publish
 
 CONNACK_NEW_SESSION = b"\x20\x03\x00\x00\x00"
 CONNACK_SESSION_PRESENT = b"\x20\x03\x01\x00\x00"
