@@ -4,45 +4,15 @@ bytes that are not MQTT, one that disconnects with a reason. Mosquitto does none
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 from gateway.transport import ClientConfig, Message, MqttTransport
-from gateway.transport.framing import split_packets
 from tests.helpers import async_wait_for
+from tests.transport.scripted import PINGREQ, ScriptedBroker, serve
 
 CONNACK_ACCEPTED = b"\x20\x03\x00\x00\x00"
 CONNACK_SERVER_BUSY = b"\x20\x03\x00\x89\x00"
 CONNACK_KEEP_ALIVE_1 = b"\x20\x06\x00\x00\x03\x13\x00\x01"  # Server Keep Alive: 1 s (MQTT 5, 3.2.2.3.14)
-PINGREQ, PINGRESP = 0xC0, b"\xd0\x00"
-
-Script = Callable[[int, int, bytes, asyncio.StreamWriter], Awaitable[None] | None]
-
-
-class ScriptedBroker:
-    """Calls `script(connection number, first byte, body, writer)` for every packet a client sends."""
-
-    def __init__(self, script: Script) -> None:
-        self.script = script
-        self.connections = 0
-        self.received: list[tuple[int, int]] = []  # (connection, first byte)
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        connection, buffer = self.connections, b""
-        while data := await reader.read(65536):
-            packets, buffer = split_packets(buffer + data)
-            for first_byte, body in packets:
-                self.received.append((connection, first_byte))
-                self.script(connection, first_byte, body, writer)
-        writer.close()
-
-    def pings(self, connection: int) -> int:
-        return sum(1 for number, first_byte in self.received if number == connection and first_byte == PINGREQ)
-
-
-async def serve(broker: ScriptedBroker) -> tuple[asyncio.Server, int]:
-    server = await asyncio.start_server(broker.handle, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1]
+PINGRESP = b"\xd0\x00"
 
 
 async def test_a_broker_gone_silent_is_left_after_its_keep_alive_and_connected_again():
