@@ -44,7 +44,7 @@ class Reactor:
         self.timer_handlers: dict[str, TimerHandler] = {}
         self.emits: set[str] = set()
         self.emitted_models: dict[str, type[EventData]] = {}  # each emitted type's model: its announced schema
-        self.upcasts: dict[str, str] = {}  # an older version -> the version of the handler that receives it
+        self.handled_as: dict[str, str] = {}  # an older version -> the newer version whose handler receives it
         self.versions: dict[str, tuple[type[EventData], ...]] = {}  # a returned type -> the versions it goes out as
 
     @property
@@ -54,13 +54,13 @@ class Reactor:
     @property
     def upcast(self) -> dict[str, str]:
         """The older versions it receives upcast -> the version its handler takes (not those it handles as they are)."""
-        return {older: newer for older, newer in self.upcasts.items() if older not in self.handlers}
+        return {older: newer for older, newer in self.handled_as.items() if older not in self.handlers}
 
     def route(self, event_type: str) -> tuple[Handler[Any], str] | None:
         """The handler of an event of this type, and the version it expects (an older one is upcast)."""
         if event_type in self.handlers:
             return self.handlers[event_type], event_type
-        target = self.upcasts.get(event_type)
+        target = self.handled_as.get(event_type)
         return (self.handlers[target], target) if target is not None else None
 
     @overload
@@ -80,7 +80,7 @@ class Reactor:
                     raise ValueError(f"{self.name} already handles {event_type}")
                 self.handlers[event_type] = handler
                 for older in older_versions(event_type):  # older facts reach it upcast, unless handled apart
-                    self.upcasts.setdefault(older, event_type)
+                    self.handled_as.setdefault(older, event_type)
             self._declare(emits)
             return handler
         return register
