@@ -161,7 +161,7 @@ class MqttTransport:
         if not self._connack.done():
             raise ConnectionError("the broker closed the connection before answering CONNECT")
         connack = self._connack.result()
-        if connack.reason_code >= FIRST_REFUSAL:
+        if not connack.accepted:
             connection.abort()
             raise ConnectRefused(connack)
 
@@ -279,7 +279,7 @@ class MqttTransport:
     def _connack_received(self, connack: Connack) -> None:
         if self._connack is None or self._connack.done():
             raise MalformedPacket("a second CONNACK")
-        if connack.reason_code < FIRST_REFUSAL:
+        if connack.accepted:
             self._session_started(connack)
         self._connack.set_result(connack)
 

@@ -41,6 +41,12 @@ class Connack:
     maximum_packet_size: int | None = None
     reason: str = ""
 
+    @property
+    def accepted(self) -> bool:
+        """Only 0x00 accepts a connection (MQTT 5, 3.2.2.2); a broker that speaks only MQTT 3.1.1
+        answers a version 5 CONNECT with its return code 1, which is below MQTT 5's 0x80 (3.1.1, 3.2.2.3)."""
+        return self.reason_code == 0
+
 
 def connect_packet(config: ClientConfig) -> bytes:
     """CONNECT with the session, flow-control limits, will and credentials of `config`."""

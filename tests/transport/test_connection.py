@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from gateway.errors import TransportError
 from gateway.transport import ClientConfig, Message, MqttTransport
 from tests.helpers import async_wait_for
 from tests.transport.scripted import PINGREQ, ScriptedBroker, serve
@@ -102,3 +105,17 @@ async def test_a_subscription_whose_suback_was_lost_with_the_connection_is_made_
         await transport.subscribe("a/#")
         assert broker.connections == 2
         assert [first_byte for _, first_byte in broker.received].count(0x82) == 2
+
+
+async def test_a_broker_that_speaks_only_mqtt_3_refuses_the_first_connect_for_good():
+    def mqtt_3_only(connection, first_byte, body, writer):
+        if first_byte == 0x10:
+            writer.write(b"\x20\x02\x00\x01")  # MQTT 3.1.1 CONNACK: unacceptable protocol version (3.2.2.3)
+            writer.close()
+
+    broker = ScriptedBroker(mqtt_3_only)
+    server, port = await serve(broker)
+    async with server:
+        with pytest.raises(TransportError, match=r"refused client 'old-broker'.*\(0x01\)"):
+            await MqttTransport(ClientConfig("old-broker", port=port)).__aenter__()
+    assert broker.connections == 1
