@@ -51,6 +51,8 @@ class CounterReports:
         self.every = every
 
     def publish(self) -> None:
+        if not self.transport.is_connected:
+            return  # a QoS 0 report is not kept while offline; the next one follows within `every`
         message = counters_message(self.spec, self.counts, self.transport.stats.as_dict(), self.lag_seconds())
         self.transport.publish(message)
 

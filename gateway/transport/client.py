@@ -361,6 +361,11 @@ class MqttTransport:
 
     def publish(self, message: Message) -> asyncio.Future[None]:
         future: asyncio.Future[None] = self._loop.create_future()
+        if message.qos == 0 and not self._online:  # at most once: nothing keeps it for the reconnect
+            self.stats.publish_failures += 1
+            future.set_exception(TransportError(f"not connected: a QoS 0 message to {message.topic[:128]} is not kept",
+                                                topic=message.topic))
+            return future
         if message.qos > 0 and (self._backlog or len(self._inflight.entries) >= self._send_window or not self._online):
             if len(self._backlog) >= MAX_BACKLOG:
                 self.stats.publish_failures += 1

@@ -93,6 +93,10 @@ async def test_publishes_made_while_disconnected_are_sent_after_reconnect(fresh_
         fresh_stack.broker.stop()
         await async_wait_for(lambda: not publisher.is_connected, 10, "the disconnect to be noticed")
         confirmation = publisher.publish(Message(root, b"kept", retain=True))
+        failures = publisher.stats.publish_failures
+        at_most_once = publisher.publish(Message(root + "/qos0", b"not kept", qos=0))
+        assert "not connected" in str(at_most_once.exception())  # failed and counted, not reported as sent
+        assert publisher.stats.publish_failures == failures + 1
         fresh_stack.broker.start()
         await async_wait_for(lambda: confirmation.done(), 30, "the broker to acknowledge the publish")
         assert confirmation.exception() is None
