@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .base import ClientConfig
-from .framing import MalformedPacket, variable_byte_integer
+from .framing import MAXIMUM_INBOUND_PACKET, MalformedPacket, variable_byte_integer
 from .properties import (
     MAXIMUM_PACKET_SIZE,
     REASON_STRING,
@@ -63,7 +63,8 @@ def connect_packet(config: ClientConfig) -> bytes:
         flags |= 0x40
         payload += encode_string(config.password)
     properties = encode_properties(two_byte={RECEIVE_MAXIMUM: config.receive_maximum},
-                                   four_byte={SESSION_EXPIRY: config.session_expiry})
+                                   four_byte={SESSION_EXPIRY: config.session_expiry,
+                                              MAXIMUM_PACKET_SIZE: MAXIMUM_INBOUND_PACKET})
     body = PROTOCOL + bytes((flags,)) + TWO_BYTES.pack(config.keepalive) + properties + payload
     return bytes((CONNECT,)) + variable_byte_integer(len(body)) + body
 

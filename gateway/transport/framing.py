@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 MAX_REMAINING_LENGTH = 268_435_455  # four bytes of variable byte integer (1.5.5)
+# The largest packet we accept, announced in CONNECT as our Maximum Packet Size (3.1.2.11.4): a broker
+# must not send a larger one (it drops the message instead), so a length above it is never buffered.
+MAXIMUM_INBOUND_PACKET = 1024 * 1024
 
 
 class MalformedPacket(ValueError):
@@ -44,6 +47,9 @@ def split_packets(buffer: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
             if read is None:
                 break
             length = read
+        if index + length - position > MAXIMUM_INBOUND_PACKET:
+            raise MalformedPacket(f"a packet of {index + length - position} bytes, above the maximum packet size "
+                                  f"we announced ({MAXIMUM_INBOUND_PACKET})")
         if index + length > end:
             break
         packets.append((buffer[position], buffer[index:index + length]))

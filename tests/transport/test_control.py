@@ -27,9 +27,9 @@ def test_a_connect_is_laid_out_as_the_specification_says():
     # username, password, will retain, will QoS 1, will flag; clean start off (a persistent session)
     assert body[7] == 0x80 | 0x40 | 0x20 | 0x08 | 0x04
     assert body[8:10] == b"\x00\x1e"  # keep alive 30
-    # receive maximum 1000, session expiry 3600
-    assert body[10:19] == b"\x08" + b"\x21\x03\xe8" + b"\x11\x00\x00\x0e\x10"
-    assert body[19:] == b"\x00\x02c1" + b"\x00" + b"\x00\x01s" + b"\x00\x03off" + b"\x00\x01u" + b"\x00\x01p"
+    # receive maximum 1000, session expiry 3600, maximum packet size 1 MiB
+    assert body[10:24] == b"\x0d" + b"\x21\x03\xe8" + b"\x11\x00\x00\x0e\x10" + b"\x27\x00\x10\x00\x00"
+    assert body[24:] == b"\x00\x02c1" + b"\x00" + b"\x00\x01s" + b"\x00\x03off" + b"\x00\x01u" + b"\x00\x01p"
 
 
 def test_a_connect_without_credentials_or_will_asks_for_a_clean_start_when_told():

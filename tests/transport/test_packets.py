@@ -105,3 +105,9 @@ def test_a_publish_sent_again_carries_the_dup_flag_and_nothing_else_changes():
     assert again[0] == packet[0] | 0x08 and again[1:] == packet[1:]
     [(first_byte, body)], _ = split_packets(again)
     assert parse_publish(first_byte, body) == (Message("a/b", b"hi", retain=True), 10)
+
+
+def test_a_packet_above_the_announced_maximum_is_refused_before_it_is_buffered():
+    header = b"\x30" + variable_byte_integer(2 * 1024 * 1024)  # a PUBLISH of 2 MiB, its first bytes only
+    with pytest.raises(MalformedPacket, match="above the maximum packet size we announced"):
+        split_packets(header + b"\x00" * 100)
