@@ -17,6 +17,7 @@ from .errors import InvalidInput
 from .events import METRIC_NAME_PATTERN
 from .sink.schema import EVENTS, READING_TAGS, READINGS, UNIT_TAG
 from .topics import EVENT_TYPE_PATTERN, validate_event_type, validate_id
+from .upcast import family
 
 DURATION = re.compile(r"[1-9][0-9]{0,6}(s|m|h|d|w)")
 EVENT_ID = re.compile(r"[0-9A-Za-z_-]{10,64}")
@@ -25,6 +26,7 @@ ENVELOPE_COLUMNS: tuple[str, ...] = (
     "type", "subject", "source", "id", "correlationid", "causationid", "sequence", "emittedtime", "data")
 READING_COLUMNS: tuple[str, ...] = ("device", "metric", "value", "unit", "site", "room", "kind", "event_id")
 READING_TYPE = "reading.v1"  # stored one point per event in READINGS; every other type in EVENTS
+READING_FAMILY = family(READING_TYPE)[0]
 # a type without its version (`alert.raised`): every version of it
 TYPE_FAMILY = re.compile(r"[a-z][a-z0-9]*(?:\.[a-z][a-z0-9]*)*")
 
@@ -107,13 +109,9 @@ def type_condition(event_type: str) -> str:
 
 def event_sources(types: Iterable[str] | None) -> str:
     """The measurements that hold events of these types (of any type: None); a type may omit its version."""
-    if types is not None and not any(READING_TYPE in (t, *_versions(t)) for t in types):
+    if types is not None and not any(t in (READING_TYPE, READING_FAMILY) for t in types):
         return f'"{EVENTS}"'
     return f'"{EVENTS}", "{READINGS}"'
-
-
-def _versions(family: str) -> tuple[str, ...]:
-    return (READING_TYPE,) if READING_TYPE.startswith(f"{family}.v") else ()
 
 
 def subject_condition(subject: str) -> str:
@@ -287,14 +285,9 @@ def one_per_fact(events: list[dict]) -> list[dict]:
         if kept is None:
             newest[event["id"]] = {**event, "versions": []}
         else:
-            older, newer = sorted((kept, event), key=lambda e: _version_of(e["type"]))
+            older, newer = sorted((kept, event), key=lambda e: family(e["type"])[1])
             newest[event["id"]] = {**newer, "versions": sorted({*kept["versions"], older["type"]})}
     return list(newest.values())
-
-
-def _version_of(event_type: str) -> int:
-    version = event_type.rpartition(".v")[2]
-    return int(version) if version.isdigit() else 0
 
 
 def format_trace(events: list[dict]) -> str:
