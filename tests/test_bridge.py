@@ -58,6 +58,7 @@ def test_what_is_not_its_business_is_counted_and_sends_nothing():
     assert sent_for(skipping, request("nobody-1", state="on")) == []
     assert sent_for(skipping, request("lab-temperature-1", state="on")) == []
     assert sent_for(skipping, request("lab-fan-1", position=20)) == []  # a relay has no position
+    assert sent_for(skipping, request("lab-valve-1", state="on")) == []  # a Homie valve has only a position
     assert sent_for(skipping, Message("events/actuation.requested.v1/lab-fan-1", b"{not json")) == []
     alert = new_event(AlertRaisedV1(alert="high", metric="temperature", value=30, limit=28, unit="Cel",
                                     above_seconds=1), source="reactor/threshold", subject="lab-fan-1")
@@ -66,7 +67,7 @@ def test_what_is_not_its_business_is_counted_and_sends_nothing():
     assert sent_for(skipping, Message(retained.topic, retained.payload, retain=True)) == []
     counts = skipping.counts
     assert (counts["native_target"], counts["unknown_target"], counts["not_actuator"], counts["inexpressible"],
-            counts["undecodable"], counts["ignored_retained"], counts["commands"]) == (1, 1, 1, 1, 2, 1, 0)
+            counts["undecodable"], counts["ignored_retained"], counts["commands"]) == (1, 1, 1, 2, 2, 1, 0)
 
 
 def test_a_request_redelivered_after_its_commands_were_acknowledged_is_not_sent_again():

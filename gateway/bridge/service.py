@@ -105,6 +105,10 @@ class Bridge:
             native = PROFILES[spec.profile].command(spec.native, event.data)
         except InvalidInput as exc:
             return self._skip("inexpressible", f"request {event.id} for {spec.id} ({spec.profile}): {exc.message}")
+        outside = {topic for topic, _ in native} - set(command_topics([spec]))
+        if outside:  # the broker would refuse it (its ACL grants only these), which stops the service
+            return self._skip("inexpressible", f"request {event.id} for {spec.id} ({spec.profile}): a {spec.kind} "
+                                               f"takes no command on {', '.join(sorted(outside))}")
         self.counts["commands"] += len(native)
         self.counts[f"commands:{spec.profile}"] += len(native)
         return Commands(event.id, tuple(Message(topic, payload) for topic, payload in native))
