@@ -237,6 +237,10 @@ class Registry:
         """The device that `profile` calls `native`, if the fleet has it."""
         return self._natives.get((profile, native))
 
+    def speaking(self, profile: str) -> list[DeviceSpec]:
+        """The devices of the fleet that speak `profile`."""
+        return [spec for spec in self._devices.values() if spec.profile == profile]
+
     def profiles(self) -> set[str]:
         """The profiles the fleet's devices speak."""
         return {spec.profile for spec in self._devices.values()}

@@ -100,6 +100,8 @@ class Ingest:
 
     def _report_facts(self, profile: Profile, report: Report, message: Message, received: datetime) -> list[Event]:
         speaks = report.speaks or profile.name  # Home Assistant discovery announces devices of other conventions
+        if report.every_device:
+            return [self._status(spec.id, report) for spec in self.registry.speaking(speaks)]
         if profile.name == "native":
             device_id = validate_id(report.native)
         else:
@@ -113,9 +115,7 @@ class Ingest:
         if report.kept_out:
             self.counts["kept_out"] += len(report.kept_out)
         if report.online is not None:
-            self.counts["status"] += 1
-            status: EventData = DeviceOnlineV1() if report.online else DeviceOfflineV1()
-            return [new_event(status, source=SOURCE, subject=device_id, sequence=self.next_sequence())]
+            return [self._status(device_id, report)]
         if message.retain:  # a stale copy the broker kept, not something the device just said
             self.counts["ignored_retained"] += 1
             return []
@@ -128,6 +128,11 @@ class Ingest:
         if not facts and not report.kept_out:
             self.counts["empty_report"] += 1
         return facts
+
+    def _status(self, device_id: str, report: Report) -> Event:
+        self.counts["status"] += 1
+        status: EventData = DeviceOnlineV1() if report.online else DeviceOfflineV1()
+        return new_event(status, source=SOURCE, subject=device_id, sequence=self.next_sequence())
 
     def _actuator(self, profile: Profile, device_id: str, report: Report, message: Message,
                   received: datetime) -> list[Event]:

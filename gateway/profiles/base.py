@@ -37,6 +37,7 @@ class Report:
     sequence: int | None = None  # the device's own message counter (native profile only)
     caused_by: tuple[str, str] | None = None  # (request id, correlation id), if the device names them
     speaks: str | None = None  # the convention of the device announced, when another one announces it
+    every_device: bool = False  # the availability of a bridge: it holds for every device the bridge serves
 
 
 class Memory(OrderedDict[str, Any]):

@@ -7,7 +7,10 @@ From https://www.zigbee2mqtt.io/guide/usage/mqtt_topics_and_messages.html:
 - `zigbee2mqtt/FRIENDLY_NAME/availability`: `{"state":"online"}` / `{"state":"offline"}` (older
   releases: the bare words `online` / `offline`);
 - `zigbee2mqtt/FRIENDLY_NAME/set`: commands, e.g. `{"state": "ON"}`;
-- `zigbee2mqtt/bridge/devices` (retained): every paired device with its `friendly_name` and `definition`.
+- `zigbee2mqtt/bridge/devices` (retained): every paired device with its `friendly_name` and `definition`;
+- `zigbee2mqtt/bridge/state` (retained): `{"state":"online"}`, and `{"state":"offline"}` as the bridge's last
+  will (https://www.zigbee2mqtt.io/guide/usage/mqtt_topics_and_messages.html#zigbee2mqtt-bridge-state):
+  with the bridge gone, none of its devices can be heard.
 Units are those of the properties' exposes (https://www.zigbee2mqtt.io/guide/usage/exposes.html):
 temperature °C, humidity %, battery %, co2 ppm, power W, energy kWh, pressure hPa,
 illuminance lx; `contact` is true while a door is closed.
@@ -36,7 +39,7 @@ SWITCH_STATES = {"ON": "on", "OFF": "off"}
 
 class Zigbee2Mqtt(Profile):
     name = "zigbee2mqtt"
-    subscriptions = (f"{BASE}/+", f"{BASE}/+/availability", f"{BASE}/{BRIDGE}/devices")
+    subscriptions = (f"{BASE}/+", f"{BASE}/+/availability", f"{BASE}/{BRIDGE}/devices", f"{BASE}/{BRIDGE}/state")
     # The account `zigbee2mqtt` is the bridge (DeviceSpec.account): it alone writes under zigbee2mqtt/.
     acl = ("user zigbee2mqtt", f"topic write {BASE}/#", f"topic read {BASE}/+/set", f"topic read {BASE}/+/get",
            f"topic read {BASE}/{BRIDGE}/request/#", "topic write homeassistant/#", "topic read homeassistant/status")
@@ -50,6 +53,8 @@ class Zigbee2Mqtt(Profile):
     def decode(self, topic: str, payload: bytes, now: datetime, memory: Memory) -> list[Report]:
         levels = topic.split("/")
         if levels[1] == BRIDGE:
+            if topic == f"{BASE}/{BRIDGE}/state":
+                return self._bridge_state(payload)
             return self._bridge_devices(payload) if topic == f"{BASE}/{BRIDGE}/devices" else []
         if len(levels) == 3:
             return [self._availability(levels[1], payload)]
@@ -60,6 +65,14 @@ class Zigbee2Mqtt(Profile):
         if payload.strip().startswith(b"{"):
             word = self.json_object(payload).get("state")
         return Report(name, online=self.choice(word, AVAILABILITY, "state", "availability must be online or offline"))
+
+    def _bridge_state(self, payload: bytes) -> list[Report]:
+        """The bridge offline: every device it serves is offline. Back online, each device's own
+        availability (or its next message) says it is there again, so that is no report of its own."""
+        if not payload:
+            return []  # a cleared retained state
+        bridge = self._availability(BRIDGE, payload)
+        return [] if bridge.online else [Report(BRIDGE, online=False, every_device=True)]
 
     def _state(self, name: str, payload: bytes) -> Report:
         document = self.json_object(payload)

@@ -8,6 +8,7 @@ from gateway.events import (
     ActuationRequestedV1,
     ActuatorChangedV1,
     DeviceDiscoveredV1,
+    DeviceOfflineV1,
     DeviceOnlineV1,
     EventRejectedV1,
     ReadingV1,
@@ -21,6 +22,7 @@ from gateway.transport import Message
 FLEET = Fleet.model_validate({"sites": [{"id": "hq", "rooms": [{"id": "lab", "devices": [
     {"kind": "temperature", "profile": "tasmota", "native": "sonoff-th"},
     {"kind": "fan", "profile": "zigbee2mqtt", "native": "fan-plug"},
+    {"kind": "door", "profile": "zigbee2mqtt", "native": "door-contact"},
     {"kind": "temperature"},
 ]}]}]})
 AM2301 = b'{"Time":"2019-01-01T00:00:00","AM2301":{"Temperature":24.6,"Humidity":58.2},"TempUnit":"C"}'
@@ -61,6 +63,17 @@ def test_bridge_devices_report_only_the_devices_the_registry_does_not_know():
 def test_availability_of_a_profile_device():
     [event] = ingest().facts(Message("zigbee2mqtt/fan-plug/availability", b'{"state":"online"}', retain=True))
     assert isinstance(event.data, DeviceOnlineV1) and event.subject == "lab-fan-1"
+
+
+def test_the_zigbee2mqtt_bridge_going_offline_takes_every_device_it_serves_offline():
+    service = ingest()
+    # The bridge's last will, as https://www.zigbee2mqtt.io/guide/usage/mqtt_topics_and_messages.html documents it
+    events = service.facts(Message("zigbee2mqtt/bridge/state", b'{"state":"offline"}', retain=True))
+    assert all(isinstance(event.data, DeviceOfflineV1) for event in events)
+    assert sorted(event.subject for event in events) == ["lab-door-1", "lab-fan-1"]
+    assert service.facts(Message("zigbee2mqtt/bridge/state", b'{"state":"online"}', retain=True)) == []
+    [rejected] = service.facts(Message("zigbee2mqtt/bridge/state", b'{"state":"gone"}'))
+    assert isinstance(rejected.data, EventRejectedV1) and "zigbee2mqtt: field 'state'" in rejected.data.reason
 
 
 def test_bad_input_is_rejected_naming_the_device_and_the_next_message_still_counts():
