@@ -11,9 +11,11 @@
   `emittedtime` (ns), `data` (the JSON of the event's data).
 
 A point's identity in InfluxDB is measurement + tag set + timestamp, so the timestamp
-is the event time (microseconds) plus a sub-microsecond offset derived from the event
-id: a redelivered event overwrites its own point, and two events at the same
-microsecond still get separate points.
+is the event time (microseconds) plus a sub-microsecond slot that the same event always
+gets: its `sequence` modulo 1,000 when it has one, else a hash of its id. A redelivered
+event overwrites its own point; two events of one source at the same microsecond (a
+device whose clock counts milliseconds or seconds) get separate points, as their
+sequences differ; events without a sequence collide one time in 1,000.
 """
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ def nanoseconds(moment: datetime) -> int:
 
 
 def timestamp_ns(event: Event) -> int:
-    return nanoseconds(event.time) + zlib.crc32(event.id.encode()) % 1000
+    slot = event.sequence if event.sequence is not None else zlib.crc32(event.id.encode())
+    return nanoseconds(event.time) + slot % 1000
 
 
 ENVELOPE_FIELDS = frozenset({"id", "correlationid", "causationid", "sequence", "emittedtime"})
