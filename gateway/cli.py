@@ -168,7 +168,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     registry = Registry(fleet)
     budgets = Budgets(settings.ingest, fleet.devices() if fleet else ())  # refuses a bad budget before connecting
     return _serve_consumer(settings, IngestService.spec,
-                           lambda transport: IngestService(transport, registry, budgets))
+                           lambda transport: IngestService(transport, registry, budgets, settings.mqtt.gather))
 
 
 def cmd_bridge(args: argparse.Namespace, settings: Settings) -> int:
@@ -201,7 +201,8 @@ def cmd_reactor(args: argparse.Namespace, settings: Settings) -> int:
 
     client_id = f"{reactor.name}{suffix}" if not reactor.shared else f"{reactor.name}-{os.getpid()}"
     return _serve_consumer(settings, spec,
-                           lambda transport: ReactorRunner(reactor, transport, store, partition=partition),
+                           lambda transport: ReactorRunner(reactor, transport, store, partition=partition,
+                                                           gather=settings.mqtt.gather),
                            reload=reload, client_id=client_id)
 
 

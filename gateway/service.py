@@ -6,6 +6,7 @@ import gc
 import logging
 import signal
 import sys
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
@@ -56,12 +57,41 @@ def serve(name: str, main: Callable[[asyncio.Event], Awaitable[object]],
     return EXIT_OK
 
 
-async def consume(transport: Transport, stop: asyncio.Event, process: Callable[[Delivery], None]) -> None:
+async def consume(transport: Transport, stop: asyncio.Event, process: Callable[[Delivery], None],
+                  gather: float = 0.0) -> None:
     """Hand each delivery to `process` until `stop` is set; `process` arranges the acknowledgement."""
+    deliveries = Gathering(transport, gather)
     while not stop.is_set():
-        delivery = await transport.receive(timeout=0.5)
+        delivery = await deliveries.next(timeout=0.5)
         if delivery is not None:
             process(delivery)
+
+
+class Gathering:
+    """Deliveries a burst per wake-up while a stream is busy, rather than a message per wake-up.
+
+    Once the queue is drained, the transport reads nothing for `gather` seconds if the stream is
+    busy (its last message came sooner than that after a drained queue): a steady 1,000 messages a
+    second are then read and handled four or so at a time, each up to `gather` later. A message
+    after a quiet spell is handled at once (docs/performance.md).
+    """
+
+    def __init__(self, transport: Transport, gather: float) -> None:
+        self.transport = transport
+        self.gather = gather
+        self._busy = False
+
+    async def next(self, timeout: float | None) -> Delivery | None:
+        """The next delivery, or None after `timeout` seconds."""
+        delivery = await self.transport.receive(timeout=0)
+        if delivery is None and self._busy:
+            await self.transport.gather(self.gather)
+            delivery = await self.transport.receive(timeout=0)
+        if delivery is None:
+            waited = time.monotonic()
+            delivery = await self.transport.receive(timeout=timeout)
+            self._busy = delivery is not None and time.monotonic() - waited < self.gather
+        return delivery
 
 
 def ignored_retained(message: Message, counts: Counter[str], who: str) -> bool:

@@ -60,6 +60,9 @@ class MqttSettings(_Section):
     session_expiry: int = Field(default=3600, ge=0, description="seconds the broker keeps a session")
     queue_size: int = Field(default=10_000, ge=1, description="QoS 0 messages queued before new ones are dropped")
     receive_maximum: int = Field(default=1000, ge=1, le=65535, description="unacknowledged QoS 1 deliveries in flight")
+    gather: float = Field(default=0.004, ge=0, le=0.1,
+                          description="seconds ingest and reactors let a stream's messages gather before "
+                                      "reading them: one wake-up per burst, not per message")
     tls_ca: str | None = Field(default=None, description="CA certificate file: connect with TLS, verifying the broker")
     tls_cert: str | None = Field(default=None, description="client certificate file, for brokers that require one")
     tls_key: str | None = Field(default=None, description="the client certificate's key file")

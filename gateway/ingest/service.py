@@ -228,8 +228,10 @@ class IngestService:
 
     spec = SPEC
 
-    def __init__(self, transport: Transport, registry: Registry | None = None, budgets: Budgets | None = None) -> None:
+    def __init__(self, transport: Transport, registry: Registry | None = None, budgets: Budgets | None = None,
+                 gather: float = 0.0) -> None:
         self.transport = transport
+        self.gather = gather
         self.ingest = Ingest(registry)
         self.counts = self.ingest.counts
         self.admission = Admission(budgets or Budgets(IngestSettings()), self.counts, self.ingest.next_sequence,
@@ -242,7 +244,7 @@ class IngestService:
     async def run(self, stop: asyncio.Event) -> None:
         reporting = asyncio.create_task(self._report_throttled(stop))
         try:
-            await consume(self.transport, stop, self.process)
+            await consume(self.transport, stop, self.process, self.gather)
         finally:
             reporting.cancel()
             publish_events(self.transport, self.admission.reports())

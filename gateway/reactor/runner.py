@@ -13,7 +13,7 @@ from datetime import datetime
 from ..errors import ConfigError, InvalidInput, Refused
 from ..events import Event, decode_event, utc_now
 from ..rejection import UNKNOWN_SUBJECT
-from ..service import ignored_retained
+from ..service import Gathering, ignored_retained
 from ..state import Changes, StateStore
 from ..transport import Delivery, Message, Transport
 from ..upcast import as_version
@@ -38,11 +38,13 @@ class ReactorRunner:
     together in a checkpoint, and the delivery is acknowledged only after it."""
 
     def __init__(self, reactor: Reactor, transport: Transport, store: StateStore | None = None,
-                 clock: Callable[[], datetime] = utc_now, partition: tuple[int, int] | None = None) -> None:
+                 clock: Callable[[], datetime] = utc_now, partition: tuple[int, int] | None = None,
+                 gather: float = 0.0) -> None:
         if partition and not reactor.partitionable:
             raise ConfigError(f"{reactor.name} keeps state by something other than the subject: run one instance")
         self.reactor = reactor
         self.transport = transport
+        self.deliveries = Gathering(transport, gather)
         self.store = store or StateStore(None)
         self.clock = clock
         self.partition = partition  # (index, count): handle only the subjects that hash to index
@@ -68,7 +70,7 @@ class ReactorRunner:
         acknowledge = True
         try:
             while not stop.is_set():
-                delivery = await self.transport.receive(timeout=self._wait())
+                delivery = await self.deliveries.next(timeout=self._wait())
                 if delivery is not None:
                     self.process(delivery)
                     self.fire_due_timers(self.watermark)

@@ -155,7 +155,7 @@ class Sink:
         """The next delivery; once the queue is empty with a batch open, after letting a burst gather."""
         delivery = await self.transport.receive(timeout=0)
         if delivery is None and self._batch.units:
-            await asyncio.sleep(min(LINGER, self._time_to_flush()))
+            await self.transport.gather(min(LINGER, self._time_to_flush()))
             delivery = await self.transport.receive(timeout=0)
         return delivery or await self.transport.receive(timeout=self._time_to_flush())
 

@@ -220,6 +220,10 @@ class Transport(Protocol):
         and the broker's ACL disagree, and a consumer that went on would drop the facts it makes.
         """
 
+    async def gather(self, seconds: float) -> None:
+        """Read nothing from the broker for `seconds`: what arrives meanwhile waits in the socket and
+        is then read and handled in one wake-up, instead of one wake-up per message."""
+
     async def flush(self, timeout: float) -> bool:
         """Wait until every publish so far is acknowledged; False if `timeout` passed first."""
 

@@ -420,6 +420,16 @@ class MqttTransport:
                 self._acknowledged = None
         return await self._inbound.get(timeout)
 
+    async def gather(self, seconds: float) -> None:
+        connection = self._connection
+        if connection is None:
+            return
+        connection.pause_reading()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            connection.resume_reading()
+
     def _in_hand(self) -> int:
         return self._unacknowledged - len(self._inbound)  # received minus still queued
 

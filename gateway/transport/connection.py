@@ -79,6 +79,14 @@ class Connection(asyncio.Protocol):
         if self._transport is not None and not self.closed.done():
             self._transport.write(data)
 
+    def pause_reading(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+
     def close(self) -> None:
         """Close after what was written is sent."""
         if self._transport is not None:

@@ -133,5 +133,8 @@ class MemoryTransport:
             raise self._refusal
         return await self._inbound.get(timeout)
 
+    async def gather(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)  # deliveries meanwhile queue, as they would in the socket
+
     async def flush(self, timeout: float) -> bool:
         return True

@@ -235,3 +235,20 @@ async def test_user_properties_reach_and_come_from_an_independent_client(stack):
         wait_for(lambda: paho.on(f"{topic}/ours"), 10, "our message at paho")
     assert received.user_properties == (("from", "paho"), ("n", "2"))
     assert paho.on(f"{topic}/ours")[0].properties.UserProperty == list(sent)
+
+
+async def test_while_gathering_nothing_is_read_and_afterwards_everything_is(stack):
+    root = unique("gather")
+    async with MqttTransport(admin_config(stack, unique("gatherer"))) as consumer, \
+            MqttTransport(admin_config(stack, unique("observer"))) as observer:
+        await consumer.subscribe(root)
+        await observer.subscribe(root)
+        gathering = asyncio.ensure_future(consumer.gather(10))
+        async with MqttTransport(admin_config(stack, unique("pub"))) as publisher:
+            for n in range(5):
+                publisher.publish(Message(root, str(n).encode()))
+        await receive_all(observer, 5)  # the broker sent them to both subscribers
+        assert not gathering.done()
+        assert consumer.stats.received == 0  # they wait in the socket
+        await gathering
+        assert [m.payload for m in await receive_all(consumer, 5)] == [b"0", b"1", b"2", b"3", b"4"]
