@@ -75,6 +75,27 @@ def _rule(metric: str, high: float | None, low: float | None, hysteresis: float,
                          severity=severity)
 
 
+class RuleBook:
+    """`rule_for` of the current settings, remembered per (metric, site, room, kind): the rules are looked
+    up once per kind of reading, not once per reading. A reload replaces the settings (they are frozen),
+    which starts a new book."""
+
+    MAX_ENTRIES = 4096  # readings name their own site, room and kind: a stream of new ones must not grow it forever
+
+    def __init__(self) -> None:
+        self.settings: ThresholdSettings | None = None
+        self.rules: dict[tuple[str, str | None, str | None, str | None], ThresholdRule | None] = {}
+
+    def rule_for(self, settings: ThresholdSettings, metric: str, site: str | None, room: str | None,
+                 kind: str | None) -> ThresholdRule | None:
+        if settings is not self.settings or len(self.rules) >= self.MAX_ENTRIES:
+            self.settings, self.rules = settings, {}
+        key = (metric, site, room, kind)
+        if key not in self.rules:
+            self.rules[key] = settings.rule_for(metric, site, room, kind)
+        return self.rules[key]
+
+
 class LimitState(BaseModel):
     beyond_since: datetime | None = None
     raised: bool = False
@@ -88,12 +109,14 @@ def build(settings: Settings) -> Reactor:
     reactor = Reactor("threshold", description="alerts when a metric stays beyond its limits",
                       state=ThresholdState, settings=settings.reactor("threshold", ThresholdSettings))
 
+    rules = RuleBook()
+
     @reactor.on(ReadingV1, emits=[AlertRaisedV2, AlertClearedV1])
     def check(event: Event[ReadingV1], ctx: Context) -> list[EventData]:
         data = event.data
         facts: list[EventData] = []
         for measurement in data.measurements:
-            rule = ctx.settings.rule_for(measurement.name, data.site, data.room, data.kind)
+            rule = rules.rule_for(ctx.settings, measurement.name, data.site, data.room, data.kind)
             if rule is None:
                 continue
             for direction, limit in (("high", rule.high), ("low", rule.low)):
@@ -109,24 +132,32 @@ def build(settings: Settings) -> Reactor:
 def _check(state: ThresholdState, event: Event[ReadingV1], m: Measurement, direction: str, limit: float,
            rule: ThresholdRule) -> list[EventData]:
     alert = f"{m.name}.{direction}"
-    limit_state = state.limits.setdefault(alert, LimitState())
+    limit_state = state.limits.get(alert)
+    if limit_state is None:
+        limit_state = state.limits[alert] = LimitState()
     sign = 1 if direction == "high" else -1
-    location = {"site": event.data.site, "room": event.data.room, "kind": event.data.kind}
     if sign * (m.value - limit) > 0:
-        limit_state.beyond_since = limit_state.beyond_since or event.time
+        if limit_state.beyond_since is None:
+            limit_state.beyond_since = event.time
         beyond = (event.time - limit_state.beyond_since).total_seconds()
         if not limit_state.raised and beyond >= rule.min_duration:
             limit_state.raised = True
             return [AlertRaisedV2(alert=alert, metric=m.name, value=m.value, limit=limit, unit=m.unit,
                                   above_seconds=beyond, severity=rule.severity, rule=_described(rule, direction, limit),
-                                  **location)]
+                                  **_location(event.data))]
         return []
-    limit_state.beyond_since = None
+    if limit_state.beyond_since is not None:  # assigned only when it changes: most readings are within limits
+        limit_state.beyond_since = None
     clear_below = limit - sign * rule.hysteresis
     if limit_state.raised and sign * (m.value - clear_below) < 0:
         limit_state.raised = False
-        return [AlertClearedV1(alert=alert, metric=m.name, value=m.value, limit=clear_below, unit=m.unit, **location)]
+        return [AlertClearedV1(alert=alert, metric=m.name, value=m.value, limit=clear_below, unit=m.unit,
+                               **_location(event.data))]
     return []
+
+
+def _location(data: ReadingV1) -> dict[str, str | None]:
+    return {"site": data.site, "room": data.room, "kind": data.kind}
 
 
 def _described(rule: ThresholdRule, direction: str, limit: float) -> str:

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
+from types import TracebackType
 
 from ..errors import ConfigError, InvalidInput, Refused
 from ..events import Event, decode_event, utc_now
@@ -61,6 +61,7 @@ class ReactorRunner:
         self._pending: list[Delivery] = []  # handled, to be acknowledged after the next checkpoint
         self._pending_since = 0.0
         self.committer = Committer(self.store, reactor.name)
+        self.transaction = Transaction(self.states, self.timers, self.facts)
 
     # -- the loop ----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -136,10 +137,11 @@ class ReactorRunner:
     def _outcomes(self, message: Message) -> list[Event]:
         if ignored_retained(message, self.counts, self.reactor.name):
             return []
+        now = self.clock()
         try:
-            event = decode_event(message.payload, topic=message.topic, now=self.clock())
+            event = decode_event(message.payload, topic=message.topic, now=now)
         except InvalidInput as exc:
-            return [self.facts.rejected(message, exc.message, UNKNOWN_SUBJECT, self.clock())]
+            return [self.facts.rejected(message, exc.message, UNKNOWN_SUBJECT, now)]
         if self.partition and zlib.crc32(event.subject.encode()) % self.partition[1] != self.partition[0]:
             self.counts["other_partition"] += 1
             return []
@@ -155,22 +157,27 @@ class ReactorRunner:
             self.counts["dropped_stale"] += 1
             return []
         self.counts["consumed"] += 1
-        self.lag_seconds = (utc_now() - (event.emittedtime or event.time)).total_seconds()
-        # event time drives timers while a backlog drains, but never past the clock: one device
-        # whose clock runs ahead must not fire every other device's timers early
-        self.watermark = max(filter(None, (self.watermark, min(event.time, self.clock()))))
+        wall_clock = now if self.clock is utc_now else utc_now()  # a test's clock may differ from the wall's
+        self.lag_seconds = (wall_clock - (event.emittedtime or event.time)).total_seconds()
+        self._advance_watermark(min(event.time, now))
         cause = (event.id, event.correlationid)
         try:
             if version != event.type:
                 event = as_version(event, version)
                 self.counts[f"upcast:{event.type}"] += 1
-            with self._transaction():
+            with self.transaction:
                 emissions = list(handler(event, self._context(event.subject, event.time, cause)) or ())
                 return self.facts.make(emissions, event.subject, event.time, cause, event.id)
         except Exception as exc:  # a failing handler must not stop the stream
             log.exception("%s failed on event %s", self.reactor.name, event.id)
             return [self.facts.rejected(message, f"handler raised {type(exc).__name__}: {exc}",
                                         event.subject, event.time)]
+
+    def _advance_watermark(self, moment: datetime) -> None:
+        """Event time drives timers while a backlog drains, but never past the clock (the caller caps
+        `moment` at it): one device whose clock runs ahead must not fire every other device's timers early."""
+        if self.watermark is None or moment > self.watermark:
+            self.watermark = moment
 
     def fire_due_timers(self, now: datetime | None = None) -> list[Event]:
         """Run the handlers of every timer whose deadline is at or before `now`; their facts go out."""
@@ -179,7 +186,7 @@ class ReactorRunner:
             self.counts["timers_fired"] += 1
             seed = f"{name}|{key}|{timer.deadline.isoformat()}"
             try:
-                with self._transaction():
+                with self.transaction:
                     emissions: list[Emission] = list(
                         self.reactor.timer_handlers[name](self._context(key, timer.deadline, timer.cause)) or ())
                     facts += self.facts.make(emissions, key, timer.deadline, timer.cause, seed)
@@ -192,18 +199,22 @@ class ReactorRunner:
     def _context(self, key: str, now: datetime, cause: tuple[str, str]) -> Context:
         return Context(self.reactor, self.states, self.timers, key, now, cause)
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """Undo a handler's changes to state, timers and the sequence if it raises."""
-        parts = (self.states, self.timers, self.facts)
-        for part in parts:
+
+class Transaction:
+    """Undoes a handler's changes to state, timers and the sequence if it raises; reused for every handler
+    call (a class, not a generator-based context manager: this runs once per event)."""
+
+    def __init__(self, *parts: KeyedStates | Timers | FactMaker) -> None:
+        self.parts = parts
+
+    def __enter__(self) -> None:
+        for part in self.parts:
             part.begin()
-        try:
-            yield
-        except BaseException:
-            for part in parts:
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if kind is not None:
+            for part in self.parts:
                 part.roll_back()
-            raise
-        finally:
-            for part in parts:
-                part.end()
+        for part in self.parts:
+            part.end()
