@@ -32,6 +32,8 @@ class FactMaker:
     def make(self, emissions: list[Emission], subject: str, at: datetime, cause: tuple[str, str],
              seed: str) -> list[Event]:
         """The facts of one handler call; refuses a type the reactor did not declare."""
+        if not emissions:  # most calls conclude nothing
+            return []
         facts = []
         for index, emission in enumerate(emissions):
             about, data = emission if isinstance(emission, tuple) else (subject, emission)

@@ -19,6 +19,10 @@ class Journal(Generic[K, V]):
     def end(self) -> None:
         self._before = None
 
+    def noted(self) -> dict[K, V]:
+        """What the running handler changed, as it was before (empty when none runs)."""
+        return self._before or {}
+
     def must_note(self, key: K) -> bool:
         """True on a running handler's first change to `key`: note its value before that change."""
         return self._before is not None and key not in self._before

@@ -131,7 +131,8 @@ class ReactorRunner:
     def outcomes(self, message: Message) -> list[Event]:
         """Handle one inbound message: its facts (emitted, or a rejection) are in the outbox and returned."""
         facts = self._outcomes(message)
-        self.outbox.add(facts)
+        if facts:
+            self.outbox.add(facts)
         return facts
 
     def _outcomes(self, message: Message) -> list[Event]:
@@ -204,17 +205,22 @@ class Transaction:
     """Undoes a handler's changes to state, timers and the sequence if it raises; reused for every handler
     call (a class, not a generator-based context manager: this runs once per event)."""
 
-    def __init__(self, *parts: KeyedStates | Timers | FactMaker) -> None:
-        self.parts = parts
+    def __init__(self, states: KeyedStates, timers: Timers, facts: FactMaker) -> None:
+        self.states = states
+        self.timers = timers
+        self.facts = facts
 
     def __enter__(self) -> None:
-        for part in self.parts:
-            part.begin()
+        self.states.begin()
+        self.timers.begin()
+        self.facts.begin()
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         if kind is not None:
-            for part in self.parts:
-                part.roll_back()
-        for part in self.parts:
-            part.end()
+            self.states.roll_back()
+            self.timers.roll_back()
+            self.facts.roll_back()
+        self.states.end()
+        self.timers.end()
+        self.facts.end()
