@@ -53,10 +53,20 @@ CAUSE_KEYS = ("request", "correlation")
 
 @dataclass(frozen=True, slots=True)
 class DecodedTelemetry:
-    data: EventData  # ReadingV1 or ActuatorChangedV1, without location
+    """A sensor's measurements, or an actuator's reported state (then `measurements` is empty)."""
+
     sequence: int
     time: datetime | None
+    measurements: tuple[Measurement, ...] = ()
+    actuator: ActuatorChangedV1 | None = None
     caused_by: tuple[str, str] | None = None  # (request id, its correlation id)
+
+    @property
+    def data(self) -> EventData:
+        """ReadingV1 or ActuatorChangedV1, without location (built on demand: ingest needs only the parts)."""
+        if self.actuator is not None:
+            return self.actuator
+        return ReadingV1(measurements=list(self.measurements))
 
 
 def decode(payload: bytes, now: datetime) -> DecodedTelemetry:
@@ -68,12 +78,12 @@ def decode(payload: bytes, now: datetime) -> DecodedTelemetry:
     if sequence > MAX_SEQUENCE:
         raise InvalidInput(f"field 'seq' is larger than {MAX_SEQUENCE}")
     time = _parse_time(document.pop("ts", None), now)
-    if any(key in document for key in ACTUATOR_KEYS):
+    if not document.keys().isdisjoint(ACTUATOR_KEYS):
         return _actuator_report(document, sequence, time)
-    measurements = [_measurement(name, value) for name, value in document.items()]
+    measurements = tuple([_measurement(name, value) for name, value in document.items()])
     if not measurements:
         raise InvalidInput(f"no measurements: expected one of {', '.join(FIELD_UNITS)}")
-    return DecodedTelemetry(ReadingV1(measurements=measurements), sequence, time)
+    return DecodedTelemetry(sequence, time, measurements)
 
 
 def _actuator_report(document: dict, sequence: int, time: datetime | None) -> DecodedTelemetry:
@@ -86,7 +96,7 @@ def _actuator_report(document: dict, sequence: int, time: datetime | None) -> De
         data = ActuatorChangedV1.model_validate(document)
     except ValidationError as exc:
         raise InvalidInput(f"actuator report: {describe_validation_error(exc)}") from None
-    return DecodedTelemetry(data, sequence, time, _caused_by(cause))
+    return DecodedTelemetry(sequence, time, actuator=data, caused_by=_caused_by(cause))
 
 
 def _caused_by(cause: dict) -> tuple[str, str] | None:
@@ -121,12 +131,14 @@ def parse_object(payload: bytes, limit: int = MAX_PAYLOAD) -> dict:
 
 def _unique(pairs: list[tuple[str, object]]) -> dict:
     """An object whose keys are unique: which of two values counts would depend on the parser."""
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            raise InvalidInput(f"field {key[:64]!r} appears more than once")
-        seen.add(key)
-    return dict(pairs)
+    document = dict(pairs)
+    if len(document) < len(pairs):  # the rare case: find the first key that came again
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise InvalidInput(f"field {key[:64]!r} appears more than once")
+            seen.add(key)
+    return document
 
 
 def _reject_constant(name: str) -> float:
@@ -167,4 +179,21 @@ def _measurement(name: str, value: object) -> Measurement:
         number = math.inf
     if not math.isfinite(number):
         raise InvalidInput(f"field {name!r} is not a finite number")
-    return Measurement(name=name, unit=unit, value=number)
+    return _known_measurement(name, unit, number)
+
+
+_MEASUREMENTS: dict[tuple[str, float, float], Measurement] = {}
+MEASUREMENTS_KEPT = 4096  # distinct (metric, value) pairs remembered; beyond, the memory starts over
+
+
+def _known_measurement(name: str, unit: str, number: float) -> Measurement:
+    """A Measurement is immutable, so one validated earlier for the same metric and value is reused:
+    sensors repeat their values, and a dict look-up costs a fraction of the model's validation."""
+    key = (name, number, math.copysign(1.0, number))  # the sign tells -0.0 from 0.0, which compare equal
+    known = _MEASUREMENTS.get(key)
+    if known is None:
+        known = Measurement(name=name, unit=unit, value=number)
+        if len(_MEASUREMENTS) >= MEASUREMENTS_KEPT:
+            _MEASUREMENTS.clear()
+        _MEASUREMENTS[key] = known
+    return known

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..errors import InvalidInput
-from ..events import ActuationRequestedV1, ActuatorChangedV1, ReadingV1
+from ..events import ActuationRequestedV1
 from ..ingest import simjson
 from ..topics import STATUS_FILTER, TELEMETRY_FILTER
 from .base import Memory, Profile, Report
@@ -40,12 +40,11 @@ class Native(Profile):
                 raise InvalidInput(f"status must be 'online' or 'offline', got {payload[:32]!r}")
             return [Report(device, online=online)]
         decoded = simjson.decode(payload, now)
-        data = decoded.data
-        if isinstance(data, ReadingV1):
-            return [Report(device, measurements=tuple(data.measurements), time=decoded.time,
+        actuator = decoded.actuator
+        if actuator is None:
+            return [Report(device, measurements=decoded.measurements, time=decoded.time,
                            sequence=decoded.sequence)]
-        assert isinstance(data, ActuatorChangedV1)
-        return [Report(device, state=data.state, position=data.position, time=decoded.time,
+        return [Report(device, state=actuator.state, position=actuator.position, time=decoded.time,
                        sequence=decoded.sequence, caused_by=decoded.caused_by)]
 
     def command(self, native: str, request: ActuationRequestedV1) -> list[tuple[str, bytes]]:
