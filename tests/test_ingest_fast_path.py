@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from gateway.errors import InvalidInput
 from gateway.events import Measurement, ReadingV1, decode_event, new_event
 from gateway.ingest import simjson
 from gateway.ingest.service import Ingest
@@ -69,5 +70,5 @@ def test_a_reading_decoded_alone_is_still_a_validated_reading_v1():
 
 
 def test_a_key_given_twice_is_still_rejected_by_name():
-    with pytest.raises(Exception, match="field 'temperature' appears more than once"):
+    with pytest.raises(InvalidInput, match="field 'temperature' appears more than once"):
         simjson.parse_object(b'{"seq": 1, "temperature": 1, "battery": 2, "temperature": 3}')
