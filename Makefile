@@ -27,6 +27,7 @@ bench: setup
 	$(PYTHON) bench/pipeline.py --rounds 3
 	$(PYTHON) bench/storage_layout.py
 	$(PYTHON) bench/idle.py
+	$(PYTHON) bench/hot_paths.py
 	$(PYTHON) bench/console.py
 	$(PYTHON) bench/flood.py
 	$(PYTHON) bench/profiles.py
