@@ -121,8 +121,8 @@ class Ingest:
             return []
         facts = []
         if report.measurements:
-            facts.append(self._device_event(device_id, ReadingV1(measurements=list(report.measurements)),
-                                            report, message, received, None))
+            data = ReadingV1(measurements=list(report.measurements), **self.registry.describe(device_id))
+            facts.append(self._device_event(device_id, data, report, message, received, None))
         if report.state is not None or report.position is not None:
             facts += self._actuator(profile, device_id, report, message, received)
         if not facts and not report.kept_out:
@@ -148,7 +148,7 @@ class Ingest:
                 self.counts["unchanged_state"] += 1  # Tasmota's STATE every TelePeriod, say
                 return []
             self.last_state[device_id] = state
-        data = ActuatorChangedV1(state=report.state, position=report.position)
+        data = ActuatorChangedV1(state=report.state, position=report.position, **self.registry.describe(device_id))
         return [self._device_event(device_id, data, report, message, received, caused_by)]
 
     def _device_event(self, device_id: str, data: EventData, report: Report, message: Message,
@@ -156,8 +156,6 @@ class Ingest:
         self.counts[data.event_type] += 1
         if report.sequence is not None:
             self.device_sequences.is_new(device_id, report.sequence)  # counts gaps, repeats and late ones
-        location = self.registry.describe(device_id)
-        data = data.model_copy(update=location) if location else data
         time = report.time or received
         # Without a device clock a redelivery cannot be recognised; with one, it maps to the same id.
         key = message.topic.encode() + b"\0" + message.payload + b"\0" + data.event_type.encode()
