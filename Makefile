@@ -28,6 +28,7 @@ bench: setup
 	$(PYTHON) bench/storage_layout.py
 	$(PYTHON) bench/idle.py
 	$(PYTHON) bench/hot_paths.py
+	$(PYTHON) bench/instructions.py
 	$(PYTHON) bench/console.py
 	$(PYTHON) bench/flood.py
 	$(PYTHON) bench/profiles.py

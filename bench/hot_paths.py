@@ -1,12 +1,14 @@
-"""CPU per reading of ingest's and the threshold reactor's own logic, in process, without MQTT.
+"""CPU per reading of ingest's, the threshold reactor's and the sink's own logic, in process, without MQTT.
 
 Run with `.venv/bin/python bench/hot_paths.py [--readings 50000] [--rounds 3]`. Ingest turns native
 telemetry (`{"seq", "ts", "temperature"}`) into `reading.v1` events and their JSON, as it does
 before publishing; the threshold reactor's runner decodes each event's JSON, handles it and
-checkpoints every 250 readings into SQLite, as it does between receiving and acknowledging. The
-pipeline bench (bench/pipeline.py) measures the same work with the broker, the sockets and the
-event loop around it; this one shows what the services' own code costs, and what a change to it
-saves, without that noise. Figures: microseconds of CPU per reading, the median of the rounds.
+checkpoints every 250 readings into SQLite, as it does between receiving and acknowledging; the
+sink decodes each event and writes its line protocol, as it does before batching. The pipeline
+bench (bench/pipeline.py) measures the same work with the broker, the sockets and the event loop
+around it; this one shows what the services' own code costs, and what a change to it saves,
+without that noise. Figures: microseconds of CPU per reading, the median of the rounds.
+bench/instructions.py counts the same work in instructions, which a busy machine does not change.
 """
 from __future__ import annotations
 
@@ -24,12 +26,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import print_table, save  # noqa: E402
-from gateway.events import Measurement, ReadingV1, new_event  # noqa: E402
+from gateway.events import Measurement, ReadingV1, decode_event, new_event, utc_now  # noqa: E402
 from gateway.ingest.service import Ingest  # noqa: E402
 from gateway.plugins import build_reactor  # noqa: E402
 from gateway.reactor import ReactorRunner  # noqa: E402
 from gateway.service import event_message  # noqa: E402
 from gateway.settings import load_settings  # noqa: E402
+from gateway.sink.schema import event_lines  # noqa: E402
 from gateway.state import StateStore  # noqa: E402
 from gateway.transport import ClientConfig, MemoryBroker, MemoryTransport, Message  # noqa: E402
 
@@ -99,21 +102,36 @@ async def threshold_round(messages: list[Message]) -> float:
             return cpu_us_per_item(work, len(messages))
 
 
+def sink_round(messages: list[Message]) -> float:
+    def work() -> None:
+        for message in messages:
+            event_lines(decode_event(message.payload, topic=message.topic, now=utc_now()))
+
+    return cpu_us_per_item(work, len(messages))
+
+
+# Each service's work per reading: (label, measure, the messages it takes)
+PATHS: dict[str, tuple[str, Callable[[list[Message]], float], Callable[[int], list[Message]]]] = {
+    "ingest": ("ingest: telemetry -> reading.v1 JSON", ingest_round, telemetry),
+    "threshold": ("threshold: reading.v1 JSON -> handled, checkpointed",
+                  lambda messages: asyncio.run(threshold_round(messages)), reading_events),
+    "sink": ("sink: reading.v1 JSON -> line protocol", sink_round, reading_events),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--readings", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    native, events = telemetry(args.readings), reading_events(args.readings)
-    ingest = [ingest_round(native) for _ in range(args.rounds)]
-    threshold = [asyncio.run(threshold_round(events)) for _ in range(args.rounds)]
+    figures = {}
+    for name, (_, measure, messages_for) in PATHS.items():
+        messages = messages_for(args.readings)
+        figures[name] = statistics.median(measure(messages) for _ in range(args.rounds))
     result = {"readings": args.readings, "rounds": args.rounds,
-              "ingest_us_per_reading": statistics.median(ingest),
-              "threshold_us_per_reading": statistics.median(threshold)}
-    print_table(f"CPU per reading in process, median of {args.rounds} rounds of {args.readings:,}", [
-        ("ingest: telemetry -> reading.v1 JSON", f"{result['ingest_us_per_reading']:.1f} us"),
-        ("threshold: reading.v1 JSON -> handled, checkpointed", f"{result['threshold_us_per_reading']:.1f} us"),
-    ])
+              **{f"{name}_us_per_reading": figure for name, figure in figures.items()}}
+    print_table(f"CPU per reading in process, median of {args.rounds} rounds of {args.readings:,}",
+                [(PATHS[name][0], f"{figure:.1f} us") for name, figure in figures.items()])
     print(f"\n(all figures in {save('hot_paths', result)})")
 
 

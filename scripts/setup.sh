@@ -15,6 +15,7 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 [ -x /usr/bin/chromium ] || missing+=(chromium)  # the console's browser tests (Playwright drives it)
+command -v valgrind >/dev/null || missing+=(valgrind)  # bench/instructions.py counts with it
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${missing[*]}"
     sudo=""
