@@ -86,7 +86,8 @@ def utc_now() -> datetime:
 # datetime.UTC in every comparison a consumer makes (pydantic/pydantic#7897).
 UtcTime = Annotated[AwareDatetime, Field(ge=EPOCH), AfterValidator(lambda moment: moment.astimezone(UTC))]
 _EPOCH_TEXT = "1970-01-01T00:00:00Z"  # how pydantic-core names the bound in its error
-# The units as one pattern, for the same reason; its JSON Schema stays the plain string it was.
+# A SenML unit, checked by pydantic-core as one pattern. Its JSON Schema stays the plain string it was:
+# the values accepted are the same, but `choreo contract check` would read a pattern as a narrowing.
 SENML_UNIT_PATTERN = "^(" + "|".join(map(re.escape, sorted(SENML_UNITS))) + ")$"
 SenmlUnit = Annotated[str, Field(pattern=SENML_UNIT_PATTERN), WithJsonSchema({"type": "string"})]
 
