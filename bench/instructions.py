@@ -26,11 +26,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 COLLECTED = re.compile(rb"Collected : (\d+)")
+sys.path.insert(0, str(ROOT))  # bench.*; a child puts the tree it counts before it
 
 
 def record(readings: int, directory: Path) -> Path:
     """The messages of every path, made once by this tree's code so that every tree gets the same."""
-    sys.path.insert(0, str(ROOT))
     from bench.hot_paths import PATHS
 
     messages = {name: [(m.topic, m.payload) for m in make(readings)] for name, (_, _, make) in PATHS.items()}
@@ -82,7 +82,6 @@ def main() -> None:
         raise SystemExit("--small must be above 0 and below --large")
     trees = {"this": ROOT, **{name: Path(directory).resolve() for name, directory in
                               (entry.split("=", 1) for entry in args.code)}}
-    sys.path.insert(0, str(ROOT))
     from bench.report import print_table, save
 
     runs = [(path_name, tree) for path_name in args.paths.split(",") for tree in trees]

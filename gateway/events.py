@@ -85,7 +85,7 @@ def utc_now() -> datetime:
 # Python. It is worth its call: pydantic-core's own UTC (TzInfo) costs ten times
 # datetime.UTC in every comparison a consumer makes (pydantic/pydantic#7897).
 UtcTime = Annotated[AwareDatetime, Field(ge=EPOCH), AfterValidator(lambda moment: moment.astimezone(UTC))]
-_EPOCH_TEXT = "1970-01-01T00:00:00Z"  # how pydantic-core names the bound in its error
+_EPOCH_TEXT = EPOCH.isoformat().replace("+00:00", "Z")  # how pydantic-core names the bound in its error
 # A SenML unit, checked by pydantic-core as one pattern. Its JSON Schema stays the plain string it was:
 # the values accepted are the same, but `choreo contract check` would read a pattern as a narrowing.
 SENML_UNIT_PATTERN = "^(" + "|".join(map(re.escape, sorted(SENML_UNITS))) + ")$"
