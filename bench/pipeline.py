@@ -11,7 +11,9 @@ paced rates (`--rates`, `--seconds` each):
 - with `--baseline DIR`, ours again from the code in DIR (`git archive` of an earlier commit),
   storing into a database of its own: the same-run ratio against the previous code;
 - with `--variant NAME=DIR` (repeatable), ours from the code in DIR under NAME: the current code
-  with one change left out, say, to measure that change in the same run.
+  with one change left out, say, to measure that change in the same run;
+- bare (`--systems ours,node-red,bare`, bench/bare.py): ours' topology and transport with none of
+  its own work (no validation, state or CloudEvents), the floor of what three processes cost.
 
 The load is the device fleet's telemetry (`{"seq", "ts", "temperature"}` on
 `devices/{id}/telemetry`, QoS 1) from one generator: every tenth reading of a device
@@ -39,7 +41,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
 
 from bench.procstat import cpu_seconds, peak_rss_mib, rss_mib  # noqa: E402
 from bench.report import save  # noqa: E402
@@ -245,6 +248,44 @@ class Peer(System):
 
     def __exit__(self, *exc_info: object) -> None:
         self.node_red.__exit__(*exc_info)
+
+
+class Bare(System):
+    """The floor (bench/bare.py): ours' topology and transport, none of ours' own work."""
+
+    def __init__(self, stack: LocalStack, state: Path) -> None:
+        super().__init__("bare", "events/alert.raised.v1/+", "bare", "temperature")
+        self.stack, self.log = stack, state / "bare.log"
+        self.popen: dict[str, subprocess.Popen] = {}
+        admin_query(stack, f"CREATE DATABASE {self.database}")
+
+    def reading_time(self, alert: dict) -> float:
+        return epoch(alert["time"])
+
+    def env(self, account: str) -> dict[str, str]:
+        env = {**os.environ, **self.stack.env(account), "BENCH_BARE_LIMIT": str(LIMIT)}
+        if account == "sink":
+            env.update({"CHOREO_INFLUX_DATABASE": self.database, "CHOREO_INFLUX_USERNAME": "admin",
+                        "CHOREO_INFLUX_PASSWORD": self.stack.credentials.influx_admin_password})
+        return env
+
+    def __enter__(self) -> Bare:
+        try:
+            for name in ("ingest", "threshold", "sink"):
+                with open(self.log, "a") as log:
+                    process = subprocess.Popen([sys.executable, str(HERE / "bare.py"), name], env=self.env(name),
+                                               stdout=subprocess.PIPE, stderr=log, text=True)
+                self.popen[name], self.processes[name] = process, process.pid
+                assert process.stdout is not None
+                if process.stdout.readline().strip() != "ready":  # it prints this once subscribed
+                    raise RuntimeError(f"bare {name} did not start; see {self.log}")
+        except BaseException:
+            stop(list(self.popen.values()))
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        stop(list(self.popen.values()))
 
 
 def admin_query(stack: LocalStack, statement: str, database: str | None = None) -> list[dict]:
@@ -482,6 +523,7 @@ def main() -> None:
                 result["broker_limit_per_second"] = bench.broker_limit(args.broker_limit)
             systems = {"ours": lambda: Ours(stack, Path(state), args.code and args.code.resolve()),
                        "node-red": lambda: Peer(stack, Path(state)),
+                       "bare": lambda: Bare(stack, Path(state)),
                        "baseline": lambda: Ours(stack, Path(state), args.baseline.resolve(), baseline=True),
                        **{name: (lambda name=name, code=code: Ours(stack, Path(state), code, name=name))
                           for name, code in variants.items()}}
