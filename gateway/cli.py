@@ -290,7 +290,9 @@ def _serve_consumer(settings: Settings, spec: ServiceSpec, build: Callable[[Tran
         async with MqttTransport(config) as transport:
             service = build(transport)
             await _announce_schemas(transport, spec)
-            await transport.subscribe(*spec.reads, retained="new")
+            await transport.subscribe(*(f for f in spec.reads if f not in spec.documents), retained="new")
+            if spec.documents:
+                await transport.subscribe(*spec.documents, retained="always")
             transport.publish(spec.manifest(online=True))
             log.info("%s consuming %s", spec.name, ", ".join(spec.reads))
             reports = CounterReports(transport, spec, service.counts, lambda: getattr(service, "lag_seconds", None))

@@ -36,6 +36,9 @@ class ServiceSpec:
     partition: str | None = None  # e.g. "0-of-2" when instances split the subjects
     # consumed older versions -> the version its handler receives them as (gateway/upcast.py)
     upcasts: tuple[tuple[str, str], ...] = ()
+    # Filters among `reads` whose retained messages it takes on every subscribe (what it learns from
+    # them lives in memory); for the others, only when the subscription is new to its session.
+    documents: tuple[str, ...] = ()
 
     @property
     def topic(self) -> str:

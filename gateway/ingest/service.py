@@ -211,6 +211,7 @@ def ingest_spec() -> ServiceSpec:
     return ServiceSpec(
         name="ingest",
         reads=(*reads, event_filter(ActuationRequestedV1.event_type)),
+        documents=tuple(topic for profile in PROFILES.values() for topic in profile.documents),
         consumes=(ActuationRequestedV1.event_type,),
         emits=(ReadingV1.event_type, ActuatorChangedV1.event_type, DeviceOnlineV1.event_type,
                DeviceOfflineV1.event_type, EventRejectedV1.event_type, DeviceThrottledV1.event_type,

@@ -33,6 +33,7 @@ DESCRIPTION_LIMIT = 256 * 1024
 class Homie(Profile):
     name = "homie"
     subscriptions = (f"{BASE}/+/$state", f"{BASE}/+/$description", f"{BASE}/+/+/+")
+    documents = (f"{BASE}/+/$description",)
     acl = (f"pattern write {BASE}/%u/#", f"pattern read {BASE}/%u/+/+/set")
 
     def device_key(self, topic: str) -> str | None:

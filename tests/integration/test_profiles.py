@@ -58,8 +58,9 @@ PAIRED = json.dumps([{"ieee_address": "0x00158d0001", "type": "EndDevice", "frie
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory):
-    """One broker with the fleet's accounts, one ingest process reading the fleet file, an admin observer."""
+def with_restart(tmp_path_factory):
+    """One broker with the fleet's accounts, one ingest process reading the fleet file, an admin observer,
+    and a function that stops ingest and starts it again (its session kept, as in production)."""
     folder: Path = tmp_path_factory.mktemp("profiles")
     fleet_file = folder / "fleet.toml"
     fleet_file.write_text(FLEET)
@@ -69,13 +70,28 @@ def running(tmp_path_factory):
     with LocalStack(folder / "stack", Fleet.load(fleet_file).accounts(), declared) as stack, \
             MqttObserver(stack.broker.port, "admin", stack.credentials.mqtt["admin"], "profiles-observer") as observer:
         observer.subscribe("#")
-        try:
-            processes.start("ingest", ["ingest"], {**stack.env("ingest"), **settings})
-            wait_for(lambda: any(m["status"] == "online" for m in observer.manifests("ingest")), 30,
+
+        def start_ingest() -> None:
+            pid = processes.start("ingest", ["ingest"], {**stack.env("ingest"), **settings}).pid
+            wait_for(lambda: any(m["status"] == "online" and m["instance"].endswith(f":{pid}")
+                                 for m in observer.manifests("ingest")), 30,
                      f"ingest online (log: {folder / 'ingest.log'})")
-            yield stack, observer
+
+        def restart_ingest() -> None:
+            processes.stop_all()
+            start_ingest()
+
+        try:
+            start_ingest()
+            yield stack, observer, restart_ingest
         finally:
             processes.stop_all()
+
+
+@pytest.fixture(scope="module")
+def running(with_restart):
+    stack, observer, _ = with_restart
+    return stack, observer
 
 
 def device(stack: LocalStack, account: str) -> MqttObserver:
@@ -117,6 +133,22 @@ def test_documented_messages_become_the_facts_they_stand_for(running):
         assert shelly_fact["data"]["state"] == "on" and shelly_fact["data"]["kind"] == "fan"
         [switched] = wait_for(lambda: facts(observer, "actuator.changed.v1", "lab-fan-2"), 20, "the Tasmota RESULT")
         assert switched["data"]["state"] == "on"
+
+
+def test_ingest_reads_a_homie_description_again_when_it_restarts(with_restart):
+    """Homie describes a device once, retained; ingest keeps the description in memory only, so a
+    restart that kept its session must still get it from the broker, or every value is refused."""
+    stack, observer, restart_ingest = with_restart
+    with device(stack, "super-car") as homie:
+        homie.publish("homie/5/super-car/$description", SUPER_CAR, retain=True)
+        homie.publish("homie/5/super-car/engine/temperature", b"22.5")
+        wait_for(lambda: any(measured(f)["temperature"] == ("Cel", 22.5)
+                             for f in facts(observer, "reading.v1", "lab-temperature-3")), 20, "the first reading")
+        restart_ingest()
+        homie.publish("homie/5/super-car/engine/temperature", b"23.5")
+        wait_for(lambda: any(measured(f)["temperature"] == ("Cel", 23.5)
+                             for f in facts(observer, "reading.v1", "lab-temperature-3")), 20, "the reading after it")
+    assert not facts(observer, "event.rejected.v1", "lab-temperature-3")
 
 
 def test_bad_input_is_rejected_by_profile_and_field_and_the_device_goes_on(running):
