@@ -179,7 +179,22 @@ class System:
         raise NotImplementedError
 
 
-class Ours(System):
+class Services(System):
+    """A system of service processes (ingest, threshold, sink), stopped together."""
+
+    popen: dict[str, subprocess.Popen]
+
+    def __exit__(self, *exc_info: object) -> None:
+        stop(list(self.popen.values()))
+
+
+def admin_influx(stack: LocalStack, database: str) -> dict[str, str]:
+    """A sink's InfluxDB settings for a database of its own, through the admin account."""
+    return {"CHOREO_INFLUX_DATABASE": database, "CHOREO_INFLUX_USERNAME": "admin",
+            "CHOREO_INFLUX_PASSWORD": stack.credentials.influx_admin_password}
+
+
+class Ours(Services):
     """Ours as deployed; with `code`, the services run from that directory (a snapshot of a commit); the
     baseline (an earlier commit, which stored a reading's `value` per metric) into a database of its own."""
 
@@ -207,8 +222,7 @@ class Ours(System):
         if self.code is not None:
             env["PYTHONPATH"] = str(self.code)
             if account == "sink" and self.database != DATABASE:
-                env.update({"CHOREO_INFLUX_DATABASE": self.database, "CHOREO_INFLUX_USERNAME": "admin",
-                            "CHOREO_INFLUX_PASSWORD": self.stack.credentials.influx_admin_password})
+                env.update(admin_influx(self.stack, self.database))
         return env
 
     def __enter__(self) -> Ours:
@@ -225,9 +239,6 @@ class Ours(System):
             stop(list(self.popen.values()))
             raise
         return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        stop(list(self.popen.values()))
 
 
 class Peer(System):
@@ -250,7 +261,7 @@ class Peer(System):
         self.node_red.__exit__(*exc_info)
 
 
-class Bare(System):
+class Bare(Services):
     """The floor (bench/bare.py): ours' topology and transport, none of ours' own work."""
 
     def __init__(self, stack: LocalStack, state: Path) -> None:
@@ -265,8 +276,7 @@ class Bare(System):
     def env(self, account: str) -> dict[str, str]:
         env = {**os.environ, **self.stack.env(account), "BENCH_BARE_LIMIT": str(LIMIT)}
         if account == "sink":
-            env.update({"CHOREO_INFLUX_DATABASE": self.database, "CHOREO_INFLUX_USERNAME": "admin",
-                        "CHOREO_INFLUX_PASSWORD": self.stack.credentials.influx_admin_password})
+            env.update(admin_influx(self.stack, self.database))
         return env
 
     def __enter__(self) -> Bare:
@@ -283,9 +293,6 @@ class Bare(System):
             stop(list(self.popen.values()))
             raise
         return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        stop(list(self.popen.values()))
 
 
 def admin_query(stack: LocalStack, statement: str, database: str | None = None) -> list[dict]:
