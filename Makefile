@@ -24,11 +24,12 @@ bench: setup
 	$(PYTHON) bench/fleet.py
 	$(PYTHON) bench/sink.py --replicas 1
 	$(PYTHON) bench/sink.py --replicas 3
-	$(PYTHON) bench/pipeline.py --rounds 3
+	$(PYTHON) bench/pipeline.py --rounds 3 --systems ours,node-red,bare
 	$(PYTHON) bench/storage_layout.py
 	$(PYTHON) bench/idle.py
 	$(PYTHON) bench/hot_paths.py
 	$(PYTHON) bench/instructions.py
+	$(PYTHON) bench/process_instructions.py
 	$(PYTHON) bench/console.py
 	$(PYTHON) bench/flood.py
 	$(PYTHON) bench/profiles.py
