@@ -42,7 +42,10 @@ LIMIT = 28.0
 
 
 def temperature(n: int) -> float:
-    return 30.0 if n % 10 == 3 else 20.0 + n % 7 / 10  # a tenth above the limit, as in the pipeline bench
+    """The `n`th reading's value; as in the pipeline bench, each device's every tenth reading is above
+    the limit (staggered over the devices) and the next one back below it, so alerts are raised and cleared."""
+    device, seq = n % DEVICES, n // DEVICES
+    return 30.0 if (seq + device) % 10 == 0 else 20.0 + n % 7 / 10
 
 
 def telemetry(count: int) -> list[Message]:
