@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -180,9 +181,12 @@ class System:
 
 
 class Services(System):
-    """A system of service processes (ingest, threshold, sink), stopped together."""
+    """A system of service processes (ingest, threshold, sink), started one by one and stopped together."""
 
     popen: dict[str, subprocess.Popen]
+
+    def start(self, name: str, process: subprocess.Popen) -> None:
+        self.popen[name], self.processes[name] = process, process.pid
 
     def __exit__(self, *exc_info: object) -> None:
         stop(list(self.popen.values()))
@@ -226,17 +230,17 @@ class Ours(Services):
         return env
 
     def __enter__(self) -> Ours:
-        for name, command in (("ingest", ["ingest"]), ("threshold", ["reactor", "threshold"]), ("sink", ["sink"])):
-            with open(self.state / f"{name}.log", "a") as log:
-                self.popen[name] = subprocess.Popen(
-                    [sys.executable, "-m", "gateway.cli", "--log-level", "WARNING", *command],
-                    env=self.env(name), cwd=self.code, stdout=log, stderr=subprocess.STDOUT)
-            self.processes[name] = self.popen[name].pid
         try:
+            for name, command in (("ingest", ["ingest"]), ("threshold", ["reactor", "threshold"]),
+                                  ("sink", ["sink"])):
+                with open(self.state / f"{name}.log", "a") as log:
+                    self.start(name, subprocess.Popen(
+                        [sys.executable, "-m", "gateway.cli", "--log-level", "WARNING", *command],
+                        env=self.env(name), cwd=self.code, stdout=log, stderr=subprocess.STDOUT))
             for name, pid in self.processes.items():
                 wait_online(self.stack, name, [pid])
         except BaseException:
-            stop(list(self.popen.values()))
+            self.__exit__()
             raise
         return self
 
@@ -285,14 +289,20 @@ class Bare(Services):
                 with open(self.log, "a") as log:
                     process = subprocess.Popen([sys.executable, str(HERE / "bare.py"), name], env=self.env(name),
                                                stdout=subprocess.PIPE, stderr=log, text=True)
-                self.popen[name], self.processes[name] = process, process.pid
-                assert process.stdout is not None
-                if process.stdout.readline().strip() != "ready":  # it prints this once subscribed
+                self.start(name, process)
+                if not said_ready(process, timeout=60):
                     raise RuntimeError(f"bare {name} did not start; see {self.log}")
         except BaseException:
-            stop(list(self.popen.values()))
+            self.__exit__()
             raise
         return self
+
+
+def said_ready(process: subprocess.Popen, timeout: float) -> bool:
+    """Whether the process printed `ready` (bench/bare.py does, once subscribed) within `timeout` seconds."""
+    assert process.stdout is not None
+    readable, _, _ = select.select([process.stdout], [], [], timeout)
+    return bool(readable) and process.stdout.readline().strip() == "ready"
 
 
 def admin_query(stack: LocalStack, statement: str, database: str | None = None) -> list[dict]:

@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.hot_paths import reading_events, telemetry  # noqa: E402
-from bench.pipeline import LIMIT, UNBOUNDED_QUEUES, admin_influx, admin_query  # noqa: E402
+from bench.pipeline import LIMIT, UNBOUNDED_QUEUES, admin_influx, admin_query, said_ready  # noqa: E402
 from bench.report import print_table, save  # noqa: E402
 from gateway.events import Measurement, ReadingV1, new_event  # noqa: E402
 from gateway.localstack import DATABASE, LocalStack  # noqa: E402
@@ -41,7 +41,7 @@ from gateway.service import event_message  # noqa: E402
 from gateway.transport import ClientConfig, Message, MqttTransport  # noqa: E402
 from tests.helpers import MqttObserver, wait_for  # noqa: E402
 
-COLLECTED = re.compile(rb"Collected : (\d+)")
+COLLECTED = re.compile(r"Collected : (\d+)")
 COMMANDS = {"ingest": ["ingest"], "threshold": ["reactor", "threshold"], "sink": ["sink"]}
 
 
@@ -97,27 +97,28 @@ class Run:
             observer.subscribe("choreo/services/#")
             observer.subscribe(f"events/+/{last}")
             valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-            process = subprocess.Popen([*valgrind, *self.command], env=env, cwd=self.cwd,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            log = self.state / f"{self.service}-{fresh}.log"  # a file: a full pipe would stall the service
+            with open(log, "w") as errors:
+                process = subprocess.Popen([*valgrind, *self.command], env=env, cwd=self.cwd,
+                                           stdout=subprocess.PIPE, stderr=errors, text=True)
             try:
-                self.wait(process, lambda: self.ready(process, observer), "to start")
+                self.wait(process, log, lambda: self.ready(process, observer), "to start")
                 asyncio.run(publish(self.stack, messages(self.service, self.system, count, last)))
-                self.wait(process, lambda: self.through(observer, last), "the last message to go through")
+                self.wait(process, log, lambda: self.through(observer, last), "the last message to go through")
                 process.send_signal(signal.SIGTERM)
-                _, errors = process.communicate(timeout=600)
+                process.wait(timeout=600)
             finally:
                 if process.poll() is None:
                     process.kill()
                     process.wait()
-        found = COLLECTED.search(errors)
+        found = COLLECTED.search(log.read_text(errors="replace"))
         if found is None:
-            raise SystemExit(f"valgrind printed no count:\n{errors.decode(errors='replace')[-2000:]}")
+            raise SystemExit(f"valgrind printed no count:\n{log.read_text(errors='replace')[-2000:]}")
         return int(found.group(1))
 
     def ready(self, process: subprocess.Popen, observer: MqttObserver) -> bool:
         if self.system == "bare":
-            assert process.stdout is not None
-            return process.stdout.readline().strip() == b"ready"
+            return said_ready(process, timeout=1)
         return any(m["status"] == "online" for m in observer.manifests(self.service))
 
     def through(self, observer: MqttObserver, last: str) -> bool:
@@ -127,12 +128,11 @@ class Run:
             return bool(observer.on(f"events/alert.raised.v1/{last}"))
         return bool(admin_query(self.stack, f"SELECT COUNT(*) FROM readings WHERE device = '{last}'", self.database))
 
-    def wait(self, process: subprocess.Popen, condition: Callable[[], bool], what: str) -> None:
+    def wait(self, process: subprocess.Popen, log: Path, condition: Callable[[], bool], what: str) -> None:
         def done_or_dead() -> bool:
             if process.poll() is not None:
-                assert process.stderr is not None
                 raise SystemExit(f"{self.system} {self.service} exited waiting for {what}:\n"
-                                 f"{process.stderr.read().decode(errors='replace')[-3000:]}")
+                                 f"{log.read_text(errors='replace')[-3000:]}")
             return condition()
 
         wait_for(done_or_dead, 1800, f"{self.system} {self.service}: {what}", interval=0.5)
@@ -150,13 +150,16 @@ async def publish(stack: LocalStack, batch: list[Message]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--services", default="ingest,threshold,sink")
-    parser.add_argument("--systems", default="ours,bare", help="ours, bare, and the NAMEs of --code")
+    parser.add_argument("--systems", default="ours,bare", help="ours and bare (the NAMEs of --code are added)")
     parser.add_argument("--code", action="append", default=[], metavar="NAME=DIR", help="ours from the code in DIR")
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--large", type=int, default=4000)
     args = parser.parse_args()
     trees = {name: Path(directory).resolve() for name, _, directory in (c.partition("=") for c in args.code)}
-    systems = args.systems.split(",") + list(trees)
+    systems = list(dict.fromkeys(args.systems.split(",") + list(trees)))
+    unknown = set(systems) - {"ours", "bare", *trees}
+    if unknown:
+        parser.error(f"--systems: {', '.join(sorted(unknown))} is neither ours, bare nor a NAME of --code")
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as directory:
         state = Path(directory)

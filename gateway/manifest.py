@@ -40,6 +40,10 @@ class ServiceSpec:
     # them lives in memory); for the others, only when the subscription is new to its session.
     documents: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        if not set(self.documents) <= set(self.reads):
+            raise ValueError(f"{self.name}: documents {self.documents} are not all among its reads")
+
     @property
     def topic(self) -> str:
         topic = service_topic(self.name)

@@ -169,8 +169,8 @@ async def test_the_will_is_published_when_the_connection_dies_and_the_birth_on_e
             device.drop_connection(offline_for=0.2)  # no goodbye: the broker publishes the will
             assert [m.payload for m in await receive_all(watcher, 2)] == [b"offline", b"online"]
             await async_wait_for(lambda: device.stats.reconnects == 1, 10, "the reconnect")
-        # A clean close sends no will. The first birth may come once more: when its PUBACK was
-        # still unread as the connection dropped, the kept session sends it again (at least once).
+        # A clean close sends no will. The first birth may come once more: a publish whose PUBACK
+        # was still unread as the connection dropped is sent again on the next one (at least once).
         late: list[bytes] = []
         while (delivery := await watcher.receive(timeout=0.3)) is not None:
             late.append(delivery.message.payload)
