@@ -35,7 +35,7 @@ from ..events import (
 )
 from ..fleet import ACTUATOR_KINDS, Registry
 from ..manifest import ServiceSpec
-from ..profiles import PROFILES, AwaitingDocument, Memory, Profile, Report, profile_of
+from ..profiles import PROFILES, Memory, Profile, Report, profile_of
 from ..rejection import UNKNOWN_SUBJECT, Rejections
 from ..sequence import SequenceTracker
 from ..service import consume, publish_events
@@ -43,7 +43,6 @@ from ..settings import IngestSettings
 from ..topics import ID_PATTERN, event_filter, validate_id
 from ..transport import Delivery, Message, Transport
 from .admission import Admission, Budgets, TopicKeys
-from .awaiting import AwaitingDocuments
 from .causation import PendingRequests
 
 log = logging.getLogger(__name__)
@@ -77,9 +76,7 @@ class Ingest:
         spec = self.registry.by_native(profile.name, native) if profile.name != "native" else None
         return spec.id if spec else native
 
-    def facts(self, message: Message, may_wait: bool = False) -> list[Event]:
-        """The facts `message` stands for, or its rejection. With `may_wait`, a message that needs a
-        document not seen yet raises AwaitingDocument instead of being refused."""
+    def facts(self, message: Message) -> list[Event]:
         try:
             if message.topic.startswith(REQUESTS_PREFIX):
                 return self._request(message)
@@ -88,8 +85,6 @@ class Ingest:
                 raise InvalidInput("not a device topic of any profile")
             return self._device_facts(found[0], message)
         except InvalidInput as exc:
-            if may_wait and isinstance(exc, AwaitingDocument):
-                raise
             return [self._rejected(message, exc.message)]
         except Exception as exc:  # a bug must cost one message, not the service
             log.exception("ingest failed on a message on %s", message.topic[:128])
@@ -241,7 +236,6 @@ class IngestService:
         self.admission = Admission(budgets or Budgets(IngestSettings()), self.counts, self.ingest.next_sequence,
                                    describe=self.ingest.registry.describe)
         self.device_key = TopicKeys(self.ingest.device_key)  # topic -> the device it belongs to
-        self.awaiting = AwaitingDocuments(self.counts)
         # Decided as each message comes off the socket, before it queues: 10,000 queued flood messages
         # in front of the others' would delay them by as long as shedding those takes (docs/flow-control.md).
         transport.admit_with(self.admits)
@@ -258,8 +252,6 @@ class IngestService:
         while not stop.is_set():
             await asyncio.sleep(THROTTLE_CHECK_EVERY)
             publish_events(self.transport, self.admission.reports())
-            for _, delivery in self.awaiting.overdue():  # their document has not come: refused as before
-                self._publish(delivery, self.ingest.facts(delivery.message))
 
     def admits(self, message: Message) -> bool:
         """False sheds the message: the transport acknowledges and drops it before any decoding."""
@@ -267,29 +259,5 @@ class IngestService:
         return topic.startswith(REQUESTS_PREFIX) or self.admission.admits(self.device_key(topic))
 
     def process(self, delivery: Delivery) -> None:
-        message = delivery.message
-        try:
-            facts = self.ingest.facts(message, may_wait=True)
-        except AwaitingDocument:
-            device = self.device_key(message.topic)
-            if device is not None and self.awaiting.hold(device, delivery):
-                return
-            facts = self.ingest.facts(message)  # too many held already: refused at once
-        self._publish(delivery, facts)
-        if self.awaiting:  # something waits: this may have been the document it waited for
-            device = self.device_key(message.topic)
-            if device is not None:
-                self._release(device)
-
-    def _release(self, device: str) -> None:
-        """Handle, in order, what the device's messages held while they waited; what still waits stays held."""
-        for since, delivery in self.awaiting.take(device):
-            try:
-                facts = self.ingest.facts(delivery.message, may_wait=True)
-            except AwaitingDocument:
-                self.awaiting.hold(device, delivery, since)
-                continue
-            self._publish(delivery, facts)
-
-    def _publish(self, delivery: Delivery, facts: list[Event]) -> None:
+        facts = self.ingest.facts(delivery.message)
         delivery.ack_when(publish_events(self.transport, facts))

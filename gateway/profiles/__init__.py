@@ -4,7 +4,7 @@ ACL lines confine its devices (docs/devices.md).
 """
 from __future__ import annotations
 
-from .base import AwaitingDocument, Memory, Profile, Report
+from .base import Memory, Profile, Report
 from .homeassistant import HomeAssistant
 from .homie import Homie
 from .native import Native
@@ -28,4 +28,4 @@ def profile_of(topic: str) -> tuple[Profile, str] | None:
     return None
 
 
-__all__ = ["PROFILES", "AwaitingDocument", "Memory", "Profile", "Report", "profile_of"]
+__all__ = ["PROFILES", "Memory", "Profile", "Report", "profile_of"]

@@ -40,11 +40,6 @@ class Report:
     every_device: bool = False  # the availability of a bridge: it holds for every device the bridge serves
 
 
-class AwaitingDocument(InvalidInput):
-    """A message that cannot be read before a document the device publishes once (Homie's
-    `$description`) has been seen; refused with this message if the document never comes."""
-
-
 class Memory(OrderedDict[str, Any]):
     """A bounded map of what a profile learned per device; the least recently written is forgotten first."""
 

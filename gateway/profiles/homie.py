@@ -8,8 +8,7 @@ From the Homie convention 5.0 (https://homieiot.github.io/specification/spec-cor
 - `homie/5/DEVICE/NODE/PROPERTY`: the value as a string (`21.5`, `true`);
 - `homie/5/DEVICE/NODE/PROPERTY/set`: commands.
 Ingest remembers each device's description to know a property's type and unit; a value that comes
-before its description waits for it a few seconds (gateway/ingest/awaiting.py) and is rejected if it
-does not come, and one that names a property it does not describe is rejected. Properties are mapped
+before its description, or names a property it does not describe, is rejected. Properties are mapped
 by their id (`temperature`, `humidity`, `open` -> door_open, ...); a relay is expected at
 `switch/state` (boolean) and a valve at `valve/position` (percent), which is where commands go.
 """
@@ -19,7 +18,7 @@ import math
 from datetime import datetime
 
 from ..events import ActuationRequestedV1
-from .base import AwaitingDocument, Memory, Profile, Report
+from .base import Memory, Profile, Report
 from .units import measurement
 
 BASE = "homie/5"
@@ -81,8 +80,7 @@ class Homie(Profile):
         path = f"{node}/{prop}"
         properties = memory.get(device)
         if properties is None:
-            refusal = self.bad(path, f"no $description of {device} seen yet, so no datatype or unit")
-            raise AwaitingDocument(refusal.message)
+            raise self.bad(path, f"no $description of {device} seen yet, so no datatype or unit")
         if path not in properties:
             raise self.bad(path, f"is not in the $description of {device}")
         datatype, unit = properties[path]
