@@ -40,7 +40,7 @@ from ..rejection import UNKNOWN_SUBJECT, Rejections
 from ..sequence import SequenceTracker
 from ..service import consume, publish_events
 from ..settings import IngestSettings
-from ..topics import ID_PATTERN, event_filter, validate_id
+from ..topics import ID_PATTERN, event_filter, matches, validate_id
 from ..transport import Delivery, Message, Transport
 from .admission import Admission, Budgets, TopicKeys
 from .causation import PendingRequests
@@ -254,9 +254,17 @@ class IngestService:
             publish_events(self.transport, self.admission.reports())
 
     def admits(self, message: Message) -> bool:
-        """False sheds the message: the transport acknowledges and drops it before any decoding."""
+        """False sheds the message: the transport acknowledges and drops it before any decoding. A
+        retained document (a Homie `$description`) is never shed: the broker sends it only when ingest
+        subscribes, after a restart behind the backlog that spent its device's budget, and without it
+        every later value of the device would be refused."""
         topic = message.topic
-        return topic.startswith(REQUESTS_PREFIX) or self.admission.admits(self.device_key(topic))
+        if topic.startswith(REQUESTS_PREFIX) or (message.retain and self._is_document(topic)):
+            return True
+        return self.admission.admits(self.device_key(topic))
+
+    def _is_document(self, topic: str) -> bool:
+        return any(matches(document, topic) for document in self.spec.documents)
 
     def process(self, delivery: Delivery) -> None:
         facts = self.ingest.facts(delivery.message)

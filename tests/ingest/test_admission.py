@@ -242,3 +242,15 @@ def test_ingest_refuses_a_bad_budget_before_it_connects(tmp_path):
     assert refused.returncode == 2
     assert "choreo ingest: invalid settings: ingest.budgets: 'kind:thermometer': the fleet has no such kind; " \
            "known: temperature" in refused.stderr
+
+
+async def test_a_retained_document_is_admitted_past_its_devices_budget():
+    """After a restart the session's backlog spends a Homie device's budget before the broker sends
+    its retained $description, which every later value of the device needs."""
+    async with MemoryTransport(MemoryBroker(), ClientConfig("ingest")) as transport:
+        service = IngestService(transport, Registry(FLEET), budgets(budget_burst_seconds=0))
+        value = Message("homie/5/super-car/engine/temperature", b"21.5")
+        assert sum(service.admits(value) for _ in range(100)) < 100
+        description = "homie/5/super-car/$description"
+        assert service.admits(Message(description, b"{}", retain=True))
+        assert not service.admits(Message(description, b"{}"))  # published now: a message like any other
