@@ -60,7 +60,7 @@ def threshold(transport: Transport) -> Callable[[Delivery], None]:
 
 
 class Batch:
-    """Readings as points, written and then acknowledged a batch at a time, as ours' sink does."""
+    """Events as points, written and then acknowledged a batch at a time, as ours' sink does."""
 
     def __init__(self, writer: InfluxV1) -> None:
         self.writer = writer
@@ -69,7 +69,7 @@ class Batch:
         self.opened = 0.0
 
     def add(self, delivery: Delivery) -> None:
-        if not self.lines:
+        if not self.deliveries:
             self.opened = time.monotonic()
         self.deliveries.append(delivery)
         event = json.loads(delivery.message.payload)
@@ -85,8 +85,7 @@ class Batch:
 
     async def write(self) -> None:
         lines, deliveries, self.lines, self.deliveries = self.lines, self.deliveries, [], []
-        if lines:
-            await asyncio.to_thread(self.writer.write, lines)
+        await asyncio.to_thread(self.writer.write, lines)  # only when due: never empty
         for delivery in deliveries:
             delivery.ack()
 

@@ -58,6 +58,9 @@ DEVICES = 500
 MODERATE_RATE = 5000  # bench/console.py's pace
 MEMORY_RUN_SHARE = 0.5  # of the sustained rate: a pace each system keeps up for ten minutes
 SERVERS = ("mosquitto", "influxd")
+# The same job as the peer's: one alert per reading above the limit, and no device's readings shed at ingest.
+SAME_JOB = {"CHOREO_REACTORS_THRESHOLD_ALERT_VERSIONS": "v1", "CHOREO_INGEST_BUDGET_UNKNOWN_RATE": "1000000",
+            "CHOREO_INGEST_BUDGET_BURST": "1000000"}
 
 
 # -- the load ------------------------------------------------------------------------------
@@ -180,10 +183,11 @@ class System:
         raise NotImplementedError
 
 
+@dataclass
 class Services(System):
     """A system of service processes (ingest, threshold, sink), started one by one and stopped together."""
 
-    popen: dict[str, subprocess.Popen]
+    popen: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def start(self, name: str, process: subprocess.Popen) -> None:
         self.popen[name], self.processes[name] = process, process.pid
@@ -208,7 +212,6 @@ class Ours(Services):
         super().__init__("baseline" if baseline else name, "events/alert.raised.v1/+", database, count_field)
         self.stack, self.state, self.code = stack, state / self.name, code
         self.state.mkdir(exist_ok=True)
-        self.popen: dict[str, subprocess.Popen] = {}
         if baseline:
             admin_query(stack, f"CREATE DATABASE {database}")
 
@@ -220,9 +223,8 @@ class Ours(Services):
         env = {**os.environ, **self.stack.env(account), "CHOREO_REACTORS_THRESHOLD_MIN_DURATION": "0",
                "CHOREO_REACTORS_STATE_DIR": str(self.state / "reactors"),
                "CHOREO_SINK_SPOOL_DIR": str(self.state / "spool"), "CHOREO_MQTT_SESSION_EXPIRY": "0"}
-        if self.database == DATABASE:  # the same job as the peer's: one alert per reading above the limit,
-            env["CHOREO_REACTORS_THRESHOLD_ALERT_VERSIONS"] = "v1"  # and no device's readings shed at ingest
-            env.update({"CHOREO_INGEST_BUDGET_UNKNOWN_RATE": "1000000", "CHOREO_INGEST_BUDGET_BURST": "1000000"})
+        if self.database == DATABASE:  # the baseline's code may not know these settings
+            env.update(SAME_JOB)
         if self.code is not None:
             env["PYTHONPATH"] = str(self.code)
             if account == "sink" and self.database != DATABASE:
@@ -271,7 +273,6 @@ class Bare(Services):
     def __init__(self, stack: LocalStack, state: Path) -> None:
         super().__init__("bare", "events/alert.raised.v1/+", "bare", "temperature")
         self.stack, self.log = stack, state / "bare.log"
-        self.popen: dict[str, subprocess.Popen] = {}
         admin_query(stack, f"CREATE DATABASE {self.database}")
 
     def reading_time(self, alert: dict) -> float:

@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.hot_paths import reading_events, telemetry  # noqa: E402
-from bench.pipeline import LIMIT, UNBOUNDED_QUEUES, admin_influx, admin_query, said_ready  # noqa: E402
+from bench.pipeline import LIMIT, SAME_JOB, UNBOUNDED_QUEUES, admin_influx, admin_query, said_ready  # noqa: E402
 from bench.report import print_table, save  # noqa: E402
 from gateway.events import Measurement, ReadingV1, new_event  # noqa: E402
 from gateway.localstack import DATABASE, LocalStack  # noqa: E402
@@ -75,9 +75,7 @@ class Run:
         self.stack, self.state, self.service, self.system = stack, state, service, system
         self.database = "bare" if system == "bare" else DATABASE
         env = {**os.environ, **stack.env(service), "CHOREO_MQTT_SESSION_EXPIRY": "0",
-               "CHOREO_REACTORS_THRESHOLD_MIN_DURATION": "0", "CHOREO_REACTORS_THRESHOLD_ALERT_VERSIONS": "v1",
-               "CHOREO_INGEST_BUDGET_UNKNOWN_RATE": "1000000", "CHOREO_INGEST_BUDGET_BURST": "1000000",
-               "BENCH_BARE_LIMIT": str(LIMIT)}
+               "CHOREO_REACTORS_THRESHOLD_MIN_DURATION": "0", **SAME_JOB, "BENCH_BARE_LIMIT": str(LIMIT)}
         if system == "bare":
             command = [sys.executable, str(HERE / "bare.py"), service]
             env.update(admin_influx(stack, self.database))
