@@ -10,6 +10,7 @@ COPY influxdb ./influxdb
 RUN pip install --no-cache-dir . && useradd --system --no-create-home choreo \
     && mkdir -p /var/lib/choreo && chown choreo /var/lib/choreo
 USER choreo
-# Reactor state and the sink's spool; docker-compose.yml mounts a volume here.
-ENV CHOREO_REACTORS_STATE_DIR=/var/lib/choreo/state CHOREO_SINK_SPOOL_DIR=/var/lib/choreo/spool
+# Reactor state, ingest's kept documents and the sink's spool; docker-compose.yml mounts a volume here.
+ENV CHOREO_REACTORS_STATE_DIR=/var/lib/choreo/state CHOREO_SINK_SPOOL_DIR=/var/lib/choreo/spool \
+    CHOREO_INGEST_STATE_DIR=/var/lib/choreo/state
 ENTRYPOINT ["choreo"]

@@ -161,14 +161,17 @@ def cmd_devices(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from .fleet import Registry
     from .ingest.admission import Budgets
+    from .ingest.documents import KeptDocuments
     from .ingest.service import IngestService
+    from .profiles.base import MEMORY_LIMIT
     from .settings import load_fleet
 
     fleet = load_fleet(settings) if settings.fleet.file else None
     registry = Registry(fleet)
     budgets = Budgets(settings.ingest, fleet.devices() if fleet else ())  # refuses a bad budget before connecting
-    return _serve_consumer(settings, IngestService.spec,
-                           lambda transport: IngestService(transport, registry, budgets, settings.mqtt.gather))
+    documents = KeptDocuments(Path(settings.ingest.state_dir) / "ingest-documents.sqlite", MEMORY_LIMIT)
+    return _serve_consumer(settings, IngestService.spec, lambda transport: IngestService(
+        transport, registry, budgets, settings.mqtt.gather, documents))
 
 
 def cmd_bridge(args: argparse.Namespace, settings: Settings) -> int:

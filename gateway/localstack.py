@@ -316,6 +316,8 @@ class LocalStack:
                 "CHOREO_INFLUX_USERNAME": influx[0],
                 "CHOREO_INFLUX_PASSWORD": influx[1],
             })
+        if account == "ingest":  # its kept documents, with the stack's other state
+            env["CHOREO_INGEST_STATE_DIR"] = str(self.state_dir / "ingest")
         if account == "devices":
             env["CHOREO_DEVICES_SECRET"] = self.credentials.fleet_secret
         else:

@@ -149,6 +149,8 @@ class BudgetSettings(_Section):
 
 
 class IngestSettings(_Section):
+    state_dir: str = Field(default=".choreo/state",
+                           description="where ingest keeps the documents it decodes others by (Homie's $description)")
     budget_headroom: float = Field(default=5.0, ge=1, le=1000,
                                    description="a fleet device's rate: this many times its readings per second")
     budget_burst: float = Field(default=20.0, ge=1, le=1_000_000, description="a device's messages at once, at least")

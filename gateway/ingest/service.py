@@ -44,6 +44,7 @@ from ..topics import ID_PATTERN, event_filter, matches, validate_id
 from ..transport import Delivery, Message, Transport
 from .admission import Admission, Budgets, TopicKeys
 from .causation import PendingRequests
+from .documents import KeptDocuments
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ MAX_DISCOVERED = 10_000  # unknown devices reported once each; beyond, their mes
 class Ingest:
     """Turns one device message into the facts it stands for (no I/O)."""
 
-    def __init__(self, registry: Registry | None = None) -> None:
+    def __init__(self, registry: Registry | None = None, documents: KeptDocuments | None = None) -> None:
         self.registry = registry or Registry(None)
         self.counts: Counter[str] = Counter()
         self._sequence = 0
@@ -66,6 +67,24 @@ class Ingest:
         self.pending = PendingRequests(self.counts)
         self.discovered: set[tuple[str, str]] = set()
         self.last_state: dict[str, tuple[str | None, float | None]] = {}  # per registry actuator
+        # Homie's $description of each device, kept on disk to decode a backlog after a restart (documents.py)
+        self.documents = documents
+        if documents:
+            self._recall_documents(documents)
+
+    def _recall_documents(self, documents: KeptDocuments) -> None:
+        """Let each profile learn again the documents kept before a restart; their facts were made then."""
+        now = utc_now()
+        for topic, payload in documents.all():
+            found = profile_of(topic)
+            try:
+                if found is None:
+                    raise InvalidInput("not a device topic of any profile")
+                found[0].decode(topic, payload, now, self.memories[found[0].name])
+                self.counts["documents_recalled"] += 1
+            except InvalidInput as exc:  # a profile that has since become stricter, say
+                log.warning("forgot the kept document on %s: %s", topic[:128], exc.message)
+                documents.keep(topic, b"")
 
     def device_key(self, topic: str) -> str | None:
         """The device a topic belongs to (its fleet id when the registry knows it), by string operations only."""
@@ -93,6 +112,9 @@ class Ingest:
     def _device_facts(self, profile: Profile, message: Message) -> list[Event]:
         received = utc_now()
         reports = profile.decode(message.topic, message.payload, received, self.memories[profile.name])
+        if profile.documents and self.documents and is_document(profile, message.topic):
+            if not self.documents.keep(message.topic, message.payload):
+                self.counts["documents_not_kept"] += 1
         facts: list[Event] = []
         for report in reports:
             facts += self._report_facts(profile, report, message, received)
@@ -205,6 +227,15 @@ class Ingest:
         return self._sequence
 
 
+def is_document(profile: Profile, topic: str) -> bool:
+    """Whether `topic` carries one of `profile`'s documents (Homie's $description)."""
+    return any(matches(document, topic) for document in profile.documents)
+
+
+def _is_any_document(topic: str) -> bool:
+    return any(is_document(profile, topic) for profile in PROFILES.values())
+
+
 def ingest_spec() -> ServiceSpec:
     """What ingest reads: every profile's device topics, and the requests addressed to actuators."""
     reads = [topic for profile in PROFILES.values() for topic in profile.subscriptions]
@@ -228,10 +259,10 @@ class IngestService:
     spec = SPEC
 
     def __init__(self, transport: Transport, registry: Registry | None = None, budgets: Budgets | None = None,
-                 gather: float = 0.0) -> None:
+                 gather: float = 0.0, documents: KeptDocuments | None = None) -> None:
         self.transport = transport
         self.gather = gather
-        self.ingest = Ingest(registry)
+        self.ingest = Ingest(registry, documents)
         self.counts = self.ingest.counts
         self.admission = Admission(budgets or Budgets(IngestSettings()), self.counts, self.ingest.next_sequence,
                                    describe=self.ingest.registry.describe)
@@ -259,12 +290,9 @@ class IngestService:
         subscribes, after a restart behind the backlog that spent its device's budget, and without it
         every later value of the device would be refused."""
         topic = message.topic
-        if topic.startswith(REQUESTS_PREFIX) or (message.retain and self._is_document(topic)):
+        if topic.startswith(REQUESTS_PREFIX) or (message.retain and _is_any_document(topic)):
             return True
         return self.admission.admits(self.device_key(topic))
-
-    def _is_document(self, topic: str) -> bool:
-        return any(matches(document, topic) for document in self.spec.documents)
 
     def process(self, delivery: Delivery) -> None:
         facts = self.ingest.facts(delivery.message)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,7 @@ PAIRED = json.dumps([{"ieee_address": "0x00158d0001", "type": "EndDevice", "frie
 @pytest.fixture(scope="module")
 def with_restart(tmp_path_factory):
     """One broker with the fleet's accounts, one ingest process reading the fleet file, an admin observer,
-    and a function that stops ingest and starts it again (its session kept, as in production)."""
+    and a function that stops ingest, runs `while_down`, and starts it again (its session kept, as in production)."""
     folder: Path = tmp_path_factory.mktemp("profiles")
     fleet_file = folder / "fleet.toml"
     fleet_file.write_text(FLEET)
@@ -77,8 +78,9 @@ def with_restart(tmp_path_factory):
                                  for m in observer.manifests("ingest")), 30,
                      f"ingest online (log: {folder / 'ingest.log'})")
 
-        def restart_ingest() -> None:
+        def restart_ingest(while_down: Callable[[], None] = lambda: None) -> None:
             processes.stop_all()
+            while_down()
             start_ingest()
 
         try:
@@ -148,6 +150,23 @@ def test_ingest_reads_a_homie_description_again_when_it_restarts(with_restart):
         homie.publish("homie/5/super-car/engine/temperature", b"23.5")
         wait_for(lambda: any(measured(f)["temperature"] == ("Cel", 23.5)
                              for f in facts(observer, "reading.v1", "lab-temperature-3")), 20, "the reading after it")
+    assert not facts(observer, "event.rejected.v1", "lab-temperature-3")
+
+
+def test_homie_values_sent_while_ingest_was_down_are_decoded_with_the_description_it_kept(with_restart):
+    """The broker hands a kept session its backlog before the retained $description a new subscription
+    brings; ingest decodes the backlog with the description it kept on disk, and refuses none of it."""
+    stack, observer, restart_ingest = with_restart
+    with device(stack, "super-car") as homie:
+        homie.publish("homie/5/super-car/$description", SUPER_CAR, retain=True)
+        homie.publish("homie/5/super-car/engine/temperature", b"25.5")
+        wait_for(lambda: any(measured(f)["temperature"] == ("Cel", 25.5)
+                             for f in facts(observer, "reading.v1", "lab-temperature-3")), 20, "the first reading")
+        restart_ingest(while_down=lambda: homie.publish_all(
+            [("homie/5/super-car/engine/temperature", f"{value}".encode()) for value in (26.5, 27.5)]))
+        wait_for(lambda: {26.5, 27.5} <= {measured(f)["temperature"][1]
+                                          for f in facts(observer, "reading.v1", "lab-temperature-3")},
+                 20, "the readings sent while ingest was down")
     assert not facts(observer, "event.rejected.v1", "lab-temperature-3")
 
 
