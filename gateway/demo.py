@@ -65,7 +65,7 @@ class Demo:
         self.colour = sys.stdout.isatty()
 
     def run(self) -> int:
-        for server in ("mosquitto", "influxdb", "state"):  # a fresh history each run; credentials are kept
+        for server in ("mosquitto", "influxdb", "state", "ingest"):  # a fresh history each run; credentials kept
             shutil.rmtree(self.state_dir / server, ignore_errors=True)
         declared = declarations(self.settings)
         with LocalStack(self.state_dir, load_fleet(self.settings).accounts(), declared) as stack:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections import Counter
 from datetime import datetime
 
@@ -55,7 +56,7 @@ MAX_DISCOVERED = 10_000  # unknown devices reported once each; beyond, their mes
 
 
 class Ingest:
-    """Turns one device message into the facts it stands for (no I/O)."""
+    """Turns one device message into the facts it stands for; its only I/O is the documents it keeps on disk."""
 
     def __init__(self, registry: Registry | None = None, documents: KeptDocuments | None = None) -> None:
         self.registry = registry or Registry(None)
@@ -73,18 +74,33 @@ class Ingest:
             self._recall_documents(documents)
 
     def _recall_documents(self, documents: KeptDocuments) -> None:
-        """Let each profile learn again the documents kept before a restart; their facts were made then."""
+        """Let each profile learn again the documents kept before a restart (their facts were made then).
+        One its profile now refuses is forgotten; a damaged file leaves ingest with what it could read."""
         now = utc_now()
-        for topic, payload in documents.all():
-            found = profile_of(topic)
-            try:
-                if found is None:
-                    raise InvalidInput("not a device topic of any profile")
-                found[0].decode(topic, payload, now, self.memories[found[0].name])
-                self.counts["documents_recalled"] += 1
-            except InvalidInput as exc:  # a profile that has since become stricter, say
-                log.warning("forgot the kept document on %s: %s", topic[:128], exc.message)
-                documents.keep(topic, b"")
+        refused = []
+        self.counts["documents_not_recalled"] += documents.damaged
+        try:
+            for topic, payload in documents:
+                if self._recall(topic, payload, now):
+                    self.counts["documents_recalled"] += 1
+                else:
+                    refused.append(topic)
+        except sqlite3.Error as exc:
+            self.counts["documents_not_recalled"] += 1
+            log.error("could not read the documents kept in %s: %s; going on without the rest", documents.path, exc)
+        for topic in refused:
+            documents.keep(topic, b"")
+
+    def _recall(self, topic: str, payload: bytes, now: datetime) -> bool:
+        found = profile_of(topic)
+        try:
+            if found is None:
+                raise InvalidInput("not a device topic of any profile")
+            found[0].decode(topic, payload, now, self.memories[found[0].name])
+            return True
+        except Exception as exc:  # a profile grown stricter, or a bug: it costs this document, not the start
+            log.warning("forgot the document kept for %s: %s", topic[:128], exc)
+            return False
 
     def device_key(self, topic: str) -> str | None:
         """The device a topic belongs to (its fleet id when the registry knows it), by string operations only."""
@@ -232,10 +248,6 @@ def is_document(profile: Profile, topic: str) -> bool:
     return any(matches(document, topic) for document in profile.documents)
 
 
-def _is_any_document(topic: str) -> bool:
-    return any(is_document(profile, topic) for profile in PROFILES.values())
-
-
 def ingest_spec() -> ServiceSpec:
     """What ingest reads: every profile's device topics, and the requests addressed to actuators."""
     reads = [topic for profile in PROFILES.values() for topic in profile.subscriptions]
@@ -290,9 +302,12 @@ class IngestService:
         subscribes, after a restart behind the backlog that spent its device's budget, and without it
         every later value of the device would be refused."""
         topic = message.topic
-        if topic.startswith(REQUESTS_PREFIX) or (message.retain and _is_any_document(topic)):
+        if topic.startswith(REQUESTS_PREFIX) or (message.retain and self._is_document(topic)):
             return True
         return self.admission.admits(self.device_key(topic))
+
+    def _is_document(self, topic: str) -> bool:
+        return any(matches(document, topic) for document in self.spec.documents)
 
     def process(self, delivery: Delivery) -> None:
         facts = self.ingest.facts(delivery.message)

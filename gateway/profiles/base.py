@@ -63,8 +63,8 @@ class Profile:
 
     name: ClassVar[str]
     subscriptions: ClassVar[tuple[str, ...]]  # the topic filters ingest reads for this convention
-    # Those of them whose retained documents the profile keeps only in memory (Homie's $description):
-    # ingest asks the broker for their retained messages on every start, not only on its first.
+    # Those of them whose retained documents decode the others (Homie's $description): ingest keeps them
+    # on disk, and asks the broker for their retained messages on every start, not only on its first.
     documents: ClassVar[tuple[str, ...]] = ()
     acl: ClassVar[tuple[str, ...]] = ()  # the broker ACL lines that confine its devices (%u: the account)
 

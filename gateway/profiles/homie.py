@@ -55,7 +55,10 @@ class Homie(Profile):
         if attribute == "$state":
             word = payload.decode("utf-8", "replace")
             return [Report(device, online=STATES[word])] if word in STATES else []
-        if attribute != "$description" or not payload:
+        if attribute != "$description":
+            return []
+        if not payload:  # the device removed: its retained description cleared
+            memory.pop(device, None)
             return []
         description = self.json_object(payload, limit=DESCRIPTION_LIMIT)
         properties = {}

@@ -51,19 +51,22 @@ def test_a_newer_description_replaces_the_kept_one_and_an_empty_one_forgets_it(t
     kept = KeptDocuments(path, limit=10)
     kept.keep(DESCRIPTION_TOPIC, description("°C"))
     kept.keep(DESCRIPTION_TOPIC, description("°F"))
-    assert kept.all() == [(DESCRIPTION_TOPIC, description("°F"))]
+    assert list(kept) == [(DESCRIPTION_TOPIC, description("°F"))]
     kept.keep(DESCRIPTION_TOPIC, b"")  # the device removed: its retained description cleared
-    assert kept.all() == [] and kept.count == 0
+    assert list(kept) == [] and kept.count == 0
     kept.close()
-    assert KeptDocuments(path, limit=10).all() == []
+    assert list(KeptDocuments(path, limit=10)) == []
 
 
-def test_past_the_limit_the_oldest_document_is_forgotten(tmp_path):
-    kept = KeptDocuments(tmp_path / "kept.sqlite", limit=2)
-    for device in ("a", "b", "c"):
+def test_past_the_limit_the_document_announced_least_recently_is_forgotten(tmp_path):
+    path = tmp_path / "kept.sqlite"
+    kept = KeptDocuments(path, limit=2)
+    for device in ("a", "b", "a"):  # a announced again: now b is the least recent
         kept.keep(f"homie/5/{device}/$description", description())
-    kept.keep("homie/5/b/$description", description())  # the same again: no write, so still older than c
-    assert [topic for topic, _ in kept.all()] == ["homie/5/b/$description", "homie/5/c/$description"]
+    kept.close()
+    kept = KeptDocuments(path, limit=2)  # the order of announcements survives a restart
+    kept.keep("homie/5/c/$description", description())
+    assert [topic for topic, _ in kept] == ["homie/5/a/$description", "homie/5/c/$description"]
     assert kept.count == 2
 
 
@@ -73,14 +76,14 @@ def test_a_kept_document_its_profile_now_refuses_is_forgotten_and_ingest_starts(
     kept.keep(DESCRIPTION_TOPIC, b"not json")
     kept.close()
     after = Ingest(Registry(FLEET), KeptDocuments(path, limit=10))
-    assert after.documents.all() == [] and after.counts["documents_recalled"] == 0
+    assert list(after.documents) == [] and after.counts["documents_recalled"] == 0
 
 
 def test_a_refused_description_is_not_kept(tmp_path):
     ingest = Ingest(Registry(FLEET), KeptDocuments(tmp_path / "kept.sqlite", limit=10))
     [rejected] = ingest.facts(Message(DESCRIPTION_TOPIC, b"{", retain=True))
     assert isinstance(rejected.data, EventRejectedV1)
-    assert ingest.documents.all() == []
+    assert list(ingest.documents) == []
 
 
 def test_a_failing_disk_is_counted_and_the_description_still_serves_from_memory(tmp_path):
@@ -92,8 +95,54 @@ def test_a_failing_disk_is_counted_and_the_description_still_serves_from_memory(
     assert isinstance(event.data, ReadingV1)
 
 
-def test_a_file_that_is_not_a_database_is_a_clear_configuration_error(tmp_path):
+def test_a_folder_it_cannot_write_is_a_clear_configuration_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="ingest's kept documents .*file/kept.sqlite"):
+        KeptDocuments(tmp_path / "file" / "kept.sqlite", limit=10)
+
+
+def test_an_emptied_description_forgets_the_device_in_memory_and_on_disk(tmp_path):
     path = tmp_path / "kept.sqlite"
-    path.write_bytes(b"not a database, but long enough to be read as one's header" * 4)
-    with pytest.raises(ConfigError, match="ingest's kept documents .*move the file away"):
-        KeptDocuments(path, limit=10)
+    ingest = Ingest(Registry(FLEET), KeptDocuments(path, limit=10))
+    assert ingest.facts(Message(DESCRIPTION_TOPIC, description(), retain=True)) == []
+    assert ingest.facts(Message(DESCRIPTION_TOPIC, b"")) == []  # the device removed
+    [rejected] = ingest.facts(VALUE)
+    assert "no $description of super-car seen yet" in rejected.data.reason
+    assert list(KeptDocuments(path, limit=10)) == []
+
+
+def damage(path, keep_pages: int) -> None:
+    """Overwrite every page of the SQLite file at `path` after the first `keep_pages`."""
+    damaged = bytearray(path.read_bytes())
+    start = int.from_bytes(damaged[16:18], "big") * keep_pages
+    damaged[start:] = b"\xff" * (len(damaged) - start)
+    path.write_bytes(damaged)
+
+
+def kept_description(path) -> None:
+    kept = KeptDocuments(path, limit=10)
+    kept.keep(DESCRIPTION_TOPIC, description() * 100)  # pages of its own, beyond the table's
+    kept.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    kept.close()
+
+
+def test_a_damaged_file_is_moved_aside_and_ingest_starts_without_it(tmp_path):
+    path = tmp_path / "kept.sqlite"
+    kept_description(path)
+    damage(path, keep_pages=1)  # the schema still reads, the table does not
+    after = Ingest(Registry(FLEET), KeptDocuments(path, limit=10))
+    assert after.counts["documents_not_recalled"] == 1 and after.counts["documents_recalled"] == 0
+    assert (tmp_path / "kept.sqlite.damaged").exists()
+    [rejected] = after.facts(VALUE)
+    assert isinstance(rejected.data, EventRejectedV1)
+    assert after.facts(Message(DESCRIPTION_TOPIC, description(), retain=True)) == []  # kept in the new file
+    assert [topic for topic, _ in KeptDocuments(path, limit=10)] == [DESCRIPTION_TOPIC]
+
+
+def test_a_document_that_cannot_be_read_is_counted_and_ingest_starts(tmp_path):
+    path = tmp_path / "kept.sqlite"
+    kept_description(path)
+    damage(path, keep_pages=2)  # the table reads, the description's overflow pages do not
+    after = Ingest(Registry(FLEET), KeptDocuments(path, limit=10))
+    assert after.counts["documents_not_recalled"] == 1 and after.counts["documents_recalled"] == 0
+    assert not (tmp_path / "kept.sqlite.damaged").exists()  # found only as ingest read it

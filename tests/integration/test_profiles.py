@@ -15,6 +15,7 @@ Sources of the messages:
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -138,15 +139,15 @@ def test_documented_messages_become_the_facts_they_stand_for(running):
 
 
 def test_ingest_reads_a_homie_description_again_when_it_restarts(with_restart):
-    """Homie describes a device once, retained; ingest keeps the description in memory only, so a
-    restart that kept its session must still get it from the broker, or every value is refused."""
+    """Homie describes a device once, retained; a restart that kept ingest's session and lost the
+    description ingest kept on disk must still get it from the broker, or every value is refused."""
     stack, observer, restart_ingest = with_restart
     with device(stack, "super-car") as homie:
         homie.publish("homie/5/super-car/$description", SUPER_CAR, retain=True)
         homie.publish("homie/5/super-car/engine/temperature", b"22.5")
         wait_for(lambda: any(measured(f)["temperature"] == ("Cel", 22.5)
                              for f in facts(observer, "reading.v1", "lab-temperature-3")), 20, "the first reading")
-        restart_ingest()
+        restart_ingest(while_down=lambda: shutil.rmtree(stack.state_dir / "ingest"))
         homie.publish("homie/5/super-car/engine/temperature", b"23.5")
         wait_for(lambda: any(measured(f)["temperature"] == ("Cel", 23.5)
                              for f in facts(observer, "reading.v1", "lab-temperature-3")), 20, "the reading after it")
