@@ -138,19 +138,28 @@ def test_documented_messages_become_the_facts_they_stand_for(running):
         assert switched["data"]["state"] == "on"
 
 
+def super_car_reading(observer: MqttObserver, value: float) -> None:
+    """Wait until ingest has made the super-car's engine temperature `value` a reading."""
+    wait_for(lambda: any(measured(f)["temperature"] == ("Cel", value)
+                         for f in facts(observer, "reading.v1", "lab-temperature-3")), 20, f"the reading {value}")
+
+
+def described_super_car(homie: MqttObserver, observer: MqttObserver, value: float) -> None:
+    """Publish the super-car's $description, retained, and a first `value` that ingest decodes by it."""
+    homie.publish("homie/5/super-car/$description", SUPER_CAR, retain=True)
+    homie.publish("homie/5/super-car/engine/temperature", f"{value}".encode())
+    super_car_reading(observer, value)
+
+
 def test_ingest_reads_a_homie_description_again_when_it_restarts(with_restart):
     """Homie describes a device once, retained; a restart that kept ingest's session and lost the
     description ingest kept on disk must still get it from the broker, or every value is refused."""
     stack, observer, restart_ingest = with_restart
     with device(stack, "super-car") as homie:
-        homie.publish("homie/5/super-car/$description", SUPER_CAR, retain=True)
-        homie.publish("homie/5/super-car/engine/temperature", b"22.5")
-        wait_for(lambda: any(measured(f)["temperature"] == ("Cel", 22.5)
-                             for f in facts(observer, "reading.v1", "lab-temperature-3")), 20, "the first reading")
+        described_super_car(homie, observer, 22.5)
         restart_ingest(while_down=lambda: shutil.rmtree(stack.state_dir / "ingest"))
         homie.publish("homie/5/super-car/engine/temperature", b"23.5")
-        wait_for(lambda: any(measured(f)["temperature"] == ("Cel", 23.5)
-                             for f in facts(observer, "reading.v1", "lab-temperature-3")), 20, "the reading after it")
+        super_car_reading(observer, 23.5)
     assert not facts(observer, "event.rejected.v1", "lab-temperature-3")
 
 
@@ -159,15 +168,11 @@ def test_homie_values_sent_while_ingest_was_down_are_decoded_with_the_descriptio
     brings; ingest decodes the backlog with the description it kept on disk, and refuses none of it."""
     stack, observer, restart_ingest = with_restart
     with device(stack, "super-car") as homie:
-        homie.publish("homie/5/super-car/$description", SUPER_CAR, retain=True)
-        homie.publish("homie/5/super-car/engine/temperature", b"25.5")
-        wait_for(lambda: any(measured(f)["temperature"] == ("Cel", 25.5)
-                             for f in facts(observer, "reading.v1", "lab-temperature-3")), 20, "the first reading")
+        described_super_car(homie, observer, 25.5)
         restart_ingest(while_down=lambda: homie.publish_all(
             [("homie/5/super-car/engine/temperature", f"{value}".encode()) for value in (26.5, 27.5)]))
-        wait_for(lambda: {26.5, 27.5} <= {measured(f)["temperature"][1]
-                                          for f in facts(observer, "reading.v1", "lab-temperature-3")},
-                 20, "the readings sent while ingest was down")
+        super_car_reading(observer, 26.5)
+        super_car_reading(observer, 27.5)
     assert not facts(observer, "event.rejected.v1", "lab-temperature-3")
 
 
