@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 # `announced` numbers the writes, so the least recently announced document is the first to go
 SCHEMA = "CREATE TABLE IF NOT EXISTS documents (topic TEXT PRIMARY KEY, payload BLOB NOT NULL, announced INTEGER)"
 KEEP = "INSERT OR REPLACE INTO documents VALUES (?, ?, ?)"
-DAMAGED = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}  # not a busy or unreadable file: those stop ingest with an error
 TRIM = "DELETE FROM documents WHERE topic IN (SELECT topic FROM documents ORDER BY announced LIMIT ?)"
+DAMAGED = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}  # not a busy or unreadable file: those stop ingest with an error
 
 
 class KeptDocuments:
