@@ -128,7 +128,7 @@ class Ingest:
     def _device_facts(self, profile: Profile, message: Message) -> list[Event]:
         received = utc_now()
         reports = profile.decode(message.topic, message.payload, received, self.memories[profile.name])
-        if profile.documents and self.documents and is_document(profile, message.topic):
+        if profile.documents and self.documents and is_document(profile.documents, message.topic):
             if not self.documents.keep(message.topic, message.payload):
                 self.counts["documents_not_kept"] += 1
         facts: list[Event] = []
@@ -243,9 +243,9 @@ class Ingest:
         return self._sequence
 
 
-def is_document(profile: Profile, topic: str) -> bool:
-    """Whether `topic` carries one of `profile`'s documents (Homie's $description)."""
-    return any(matches(document, topic) for document in profile.documents)
+def is_document(documents: tuple[str, ...], topic: str) -> bool:
+    """Whether `topic` matches one of the filters of `documents` (Homie's $description)."""
+    return any(matches(document, topic) for document in documents)
 
 
 def ingest_spec() -> ServiceSpec:
@@ -302,12 +302,9 @@ class IngestService:
         subscribes, after a restart behind the backlog that spent its device's budget, and without it
         every later value of the device would be refused."""
         topic = message.topic
-        if topic.startswith(REQUESTS_PREFIX) or (message.retain and self._is_document(topic)):
+        if topic.startswith(REQUESTS_PREFIX) or (message.retain and is_document(self.spec.documents, topic)):
             return True
         return self.admission.admits(self.device_key(topic))
-
-    def _is_document(self, topic: str) -> bool:
-        return any(matches(document, topic) for document in self.spec.documents)
 
     def process(self, delivery: Delivery) -> None:
         facts = self.ingest.facts(delivery.message)
