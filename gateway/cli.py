@@ -169,7 +169,8 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     fleet = load_fleet(settings) if settings.fleet.file else None
     registry = Registry(fleet)
     budgets = Budgets(settings.ingest, fleet.devices() if fleet else ())  # refuses a bad budget before connecting
-    documents = KeptDocuments(Path(settings.ingest.state_dir) / "ingest-documents.sqlite", MEMORY_LIMIT)
+    # a dot no reactor's name has: the folder may be the reactors' too, where each keeps NAME.sqlite
+    documents = KeptDocuments(Path(settings.ingest.state_dir) / "ingest.documents.sqlite", MEMORY_LIMIT)
     return _serve_consumer(settings, IngestService.spec, lambda transport: IngestService(
         transport, registry, budgets, settings.mqtt.gather, documents))
 
