@@ -37,7 +37,7 @@ class ServiceSpec:
     # consumed older versions -> the version its handler receives them as (gateway/upcast.py)
     upcasts: tuple[tuple[str, str], ...] = ()
     # Filters among `reads` whose retained messages it takes on every subscribe (what it learns from
-    # them lives in memory); for the others, only when the subscription is new to its session.
+    # them it must learn again after a restart); for the others, only when the subscription is new to its session.
     documents: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

@@ -94,13 +94,14 @@ class Ingest:
     def _recall(self, topic: str, payload: bytes, now: datetime) -> bool:
         found = profile_of(topic)
         try:
-            if found is None:
-                raise InvalidInput("not a device topic of any profile")
-            found[0].decode(topic, payload, now, self.memories[found[0].name])
-            return True
+            if found is not None:
+                found[0].decode(topic, payload, now, self.memories[found[0].name])
+                return True
+            reason: object = "not a device topic of any profile"
         except Exception as exc:  # a profile grown stricter, or a bug: it costs this document, not the start
-            log.warning("forgot the document kept for %s: %s", topic[:128], exc)
-            return False
+            reason = exc
+        log.warning("forgot the document kept for %s: %s", topic[:128], reason)
+        return False
 
     def device_key(self, topic: str) -> str | None:
         """The device a topic belongs to (its fleet id when the registry knows it), by string operations only."""
